@@ -1,0 +1,5 @@
+"""``python -m salespulse`` runs the CLI."""
+
+from salespulse.streams.cli import main
+
+main()

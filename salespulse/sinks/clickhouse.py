@@ -1,0 +1,124 @@
+"""The ClickHouse sink: one client API for the embedded engine (chdb://) and a server (http://).
+
+``ClickHouseSink.write`` takes one flushed batch and makes it durable: it classifies each
+event as new or a duplicate (an event_id ClickHouse already holds, or seen earlier in the
+batch), then inserts the new events and the reference records with one insert per table.
+Writing the same batch twice is harmless: the second time every event is a duplicate and
+reference rows carry the same key, so the contract views are unchanged.
+"""
+
+import logging
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+
+from salespulse.sinks.migrations import apply_migrations
+from salespulse.sinks.rows import EVENT_COLUMNS, REFERENCE_COLUMNS, REFERENCE_TABLES
+from salespulse.streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Ids per duplicate lookup: keeps each query's text to a few hundred kilobytes.
+LOOKUP_CHUNK = 10_000
+
+_EVENT_ID = EVENT_COLUMNS.index("event_id")
+_EVENT_TYPE = EVENT_COLUMNS.index("event_type")
+
+
+def connect(settings: Settings) -> Client:
+    """A client for the configured ClickHouse (the embedded engine under data_dir by default)."""
+    url = settings.effective_clickhouse_url
+    if url.startswith("chdb:"):
+        Path(url.removeprefix("chdb://")).mkdir(parents=True, exist_ok=True)
+    return clickhouse_connect.get_client(dsn=url)
+
+
+@dataclass
+class SinkBatch:
+    """What one flush writes: activity rows (EVENT_COLUMNS order) and reference rows by type."""
+
+    events: list[tuple[Any, ...]] = field(default_factory=list)
+    references: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.events) + sum(len(rows) for rows in self.references.values())
+
+
+@dataclass
+class WriteOutcome:
+    accepted: Counter[str] = field(default_factory=Counter)
+    duplicates: Counter[str] = field(default_factory=Counter)
+
+
+class ClickHouseSink:
+    """Writes flushed batches into the salespulse database."""
+
+    def __init__(self, client: Client, settings: Settings) -> None:
+        self.client = client
+        self.database = settings.clickhouse_database
+
+    @classmethod
+    def open(cls, settings: Settings) -> "ClickHouseSink":
+        """Connect and migrate: the sink is ready to write when this returns."""
+        client = connect(settings)
+        apply_migrations(client, settings)
+        return cls(client, settings)
+
+    def write(self, batch: SinkBatch) -> WriteOutcome:
+        outcome = WriteOutcome()
+        new_events = self._drop_duplicates(batch.events, outcome)
+        if new_events:
+            self.client.insert("events", new_events, column_names=EVENT_COLUMNS, database=self.database)
+        for record_type, rows in batch.references.items():
+            latest = _latest_per_key(rows)
+            self.client.insert(
+                REFERENCE_TABLES[record_type], latest, column_names=REFERENCE_COLUMNS[record_type], database=self.database
+            )
+            outcome.accepted[record_type] += len(rows)
+        return outcome
+
+    def known_event_ids(self, event_ids: Sequence[str]) -> set[str]:
+        """The ids among ``event_ids`` that ClickHouse already holds."""
+        known: set[str] = set()
+        for start in range(0, len(event_ids), LOOKUP_CHUNK):
+            chunk = list(event_ids[start : start + LOOKUP_CHUNK])
+            result = self.client.query(
+                f"SELECT DISTINCT event_id FROM {self.database}.events WHERE event_id IN %(ids)s",
+                parameters={"ids": chunk},
+            )
+            known.update(row[0] for row in result.result_rows)
+        return known
+
+    def _drop_duplicates(self, rows: list[tuple[Any, ...]], outcome: WriteOutcome) -> list[tuple[Any, ...]]:
+        if not rows:
+            return rows
+        known = self.known_event_ids(list({row[_EVENT_ID] for row in rows}))
+        fresh = []
+        for row in rows:
+            event_id, event_type = row[_EVENT_ID], row[_EVENT_TYPE]
+            if event_id in known:
+                outcome.duplicates[event_type] += 1
+                continue
+            known.add(event_id)
+            fresh.append(row)
+            outcome.accepted[event_type] += 1
+        return fresh
+
+    def query_rows(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        return list(self.client.query(sql, parameters=parameters).result_rows)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _latest_per_key(rows: Iterable[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Within one batch, only the last record of each key counts (rows arrive in offset order)."""
+    latest: dict[str, tuple[Any, ...]] = {}
+    for row in rows:
+        latest[row[0]] = row
+    return list(latest.values())

@@ -1,0 +1,82 @@
+"""Prometheus metrics of the worker (SPEC §7 observability).
+
+One ``Metrics`` object per worker process, on its own registry, served at ``/metrics``.
+The event counters reconcile: for every type, consumed = accepted + duplicate + rejected.
+"""
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+DELAY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
+
+
+class Metrics:
+    """The worker's metrics; names follow Prometheus conventions (``_total``, ``_seconds``)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.consumed = Counter(
+            "salespulse_events_consumed_total", "Messages read from the input topics.", ["type"], registry=r
+        )
+        self.accepted = Counter(
+            "salespulse_events_accepted_total", "Messages accepted and written to ClickHouse.", ["type"], registry=r
+        )
+        self.duplicates = Counter(
+            "salespulse_events_duplicate_total",
+            "Activity events whose event_id had been accepted before (they change nothing).",
+            ["type"],
+            registry=r,
+        )
+        self.rejected = Counter(
+            "salespulse_events_rejected_total",
+            "Messages rejected and sent to the DLQ, by reason.",
+            ["type", "reason"],
+            registry=r,
+        )
+        self.processing_seconds = Histogram(
+            "salespulse_batch_processing_seconds",
+            "Time to decode and validate one batch.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.sink_write_seconds = Histogram(
+            "salespulse_sink_write_seconds",
+            "Time to write one batch to ClickHouse (successful writes).",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.sink_errors = Counter(
+            "salespulse_sink_errors_total", "Failed writes to ClickHouse (each retried).", ["error"], registry=r
+        )
+        self.batch_events = Histogram(
+            "salespulse_batch_messages",
+            "Messages per flushed batch.",
+            buckets=(1, 10, 100, 1_000, 5_000, 10_000, 20_000, 50_000, 100_000),
+            registry=r,
+        )
+        self.event_delay_seconds = Histogram(
+            "salespulse_event_delay_seconds",
+            "Freshness: from the Kafka message timestamp to the event being queryable in ClickHouse.",
+            buckets=DELAY_BUCKETS,
+            registry=r,
+        )
+        self.consumer_lag = Gauge(
+            "salespulse_consumer_lag_messages",
+            "Messages in the partition not yet written by this worker.",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self.last_flush = Gauge(
+            "salespulse_last_flush_timestamp_seconds", "When the last batch was written (Unix time).", registry=r
+        )
+        self.clickhouse_up = Gauge(
+            "salespulse_clickhouse_up", "1 when the last write to ClickHouse succeeded, 0 during an outage.", registry=r
+        )
+        self.worker_info = Gauge(
+            "salespulse_worker_info", "Static information about the worker.", ["app_id", "clickhouse"], registry=r
+        )
+
+    def exposition(self) -> bytes:
+        """The text exposition format served at /metrics."""
+        return generate_latest(self.registry)

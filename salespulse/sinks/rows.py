@@ -1,0 +1,119 @@
+"""Accepted events and records as ClickHouse rows, in the column order of the tables.
+
+This is where an event's amount is converted to the reporting currency and where each row
+gets its provenance (topic, partition, offset) and acceptance order.
+"""
+
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any, NamedTuple
+
+from salespulse.schemas.events import ActivityEvent, Call, Deal, Feedback, Visit
+from salespulse.schemas.reference import CustomerRecord, OrgRecord, ReferenceRecord, TargetRecord
+from salespulse.streams.decoding import Tombstone
+from salespulse.streams.settings import Settings
+
+REPORTING_QUANTUM = Decimal("0.0001")
+ORIGINAL_QUANTUM = Decimal("0.0000000001")
+# dedup_version = DEDUP_BASE - acceptance time: the first accepted copy has the largest version.
+DEDUP_BASE = 2**63
+
+
+class SourcePosition(NamedTuple):
+    topic: str
+    partition: int
+    offset: int
+
+
+EVENT_COLUMNS: tuple[str, ...] = (
+    "event_id", "event_type", "occurred_at", "rep_id", "customer_id", "deal_id", "source",
+    "schema_version", "visit_duration_minutes", "visit_outcome", "call_direction",
+    "call_duration_seconds", "call_outcome", "stage", "amount", "original_amount",
+    "original_currency", "expected_close_date", "lost_reason", "score_type", "score", "category",
+    "comment", "src_topic", "src_partition", "src_offset", "ingested_at", "dedup_version",
+)  # fmt: skip
+
+_PROVENANCE = ("is_deleted", "src_topic", "src_partition", "src_offset", "ingested_at", "version")
+
+REFERENCE_TABLES: dict[str, str] = {"org": "org_records", "targets": "target_records", "customers": "customer_records"}
+REFERENCE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "org": ("record_key", "rep_id", "rep_name", "team_id", "team_name", "manager_id", "region_id",
+            "effective_from", *_PROVENANCE),
+    "targets": ("record_key", "level", "entity_id", "metric", "period", "period_start", "target", *_PROVENANCE),
+    "customers": ("record_key", "customer_id", "tier", "follow_up_days", *_PROVENANCE),
+}  # fmt: skip
+
+_ZERO = Decimal(0)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def microseconds(moment: datetime) -> int:
+    """Microseconds since the epoch, exactly (no float rounding)."""
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+class RowBuilder:
+    """Builds table rows for one worker's settings (currency, rates)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    def event_row(self, event: ActivityEvent, position: SourcePosition, ingested_at: datetime) -> tuple[Any, ...]:
+        visit_minutes, visit_outcome = (event.duration_minutes, event.outcome) if isinstance(event, Visit) else (0, "")
+        if isinstance(event, Call):
+            call_direction, call_seconds, call_outcome = event.direction, event.duration_seconds, event.outcome
+        else:
+            call_direction, call_seconds, call_outcome = "", 0, ""
+        stage, amount, original_amount, currency, close_date, lost_reason = "", _ZERO, _ZERO, "", None, ""
+        if isinstance(event, Deal):
+            currency = event.currency or self._settings.reporting_currency
+            rate = self._settings.rate_for(currency)
+            assert rate is not None, "the decoder rejects currencies without a rate"
+            stage = event.stage
+            amount = (event.amount * rate).quantize(REPORTING_QUANTUM, rounding=ROUND_HALF_EVEN)
+            original_amount = event.amount.quantize(ORIGINAL_QUANTUM, rounding=ROUND_HALF_EVEN)
+            close_date, lost_reason = event.expected_close_date, event.lost_reason or ""
+        if isinstance(event, Feedback):
+            score_type, score, category, comment = event.score_type, event.score, event.category or "", event.comment or ""
+        else:
+            score_type, score, category, comment = "", 0, "", ""
+        return (
+            event.event_id, event.EVENT_TYPE, event.occurred_at.astimezone(UTC), event.rep_id,
+            event.customer_id, event.deal_id or "", event.source or "", event.schema_version,
+            visit_minutes, visit_outcome, call_direction, call_seconds, call_outcome, stage, amount,
+            original_amount, currency, close_date, lost_reason, score_type, score, category, comment,
+            position.topic, position.partition, position.offset, ingested_at,
+            DEDUP_BASE - microseconds(ingested_at),
+        )  # fmt: skip
+
+    @staticmethod
+    def reference_row(
+        record: ReferenceRecord | Tombstone, position: SourcePosition, ingested_at: datetime
+    ) -> tuple[Any, ...]:
+        provenance = (position.topic, position.partition, position.offset, ingested_at, microseconds(ingested_at))
+        if isinstance(record, Tombstone):
+            columns = REFERENCE_COLUMNS[record.record_type]
+            blank = tuple(_blank_for(name) for name in columns[1 : -len(_PROVENANCE)])
+            return (record.record_key, *blank, 1, *provenance)
+        if isinstance(record, OrgRecord):
+            values: tuple[Any, ...] = (record.rep_id, record.rep_name, record.team_id, record.team_name,
+                                       record.manager_id, record.region_id, record.effective_from)  # fmt: skip
+        elif isinstance(record, TargetRecord):
+            values = (record.level, record.entity_id, record.metric, record.period, record.period_start,
+                      record.target.quantize(REPORTING_QUANTUM, rounding=ROUND_HALF_EVEN))  # fmt: skip
+        elif isinstance(record, CustomerRecord):
+            values = (record.customer_id, record.tier, record.follow_up_days)
+        else:  # pragma: no cover - the models are closed
+            raise TypeError(f"unknown reference record {type(record).__name__}")
+        return (record.record_key, *values, 0, *provenance)
+
+
+def _blank_for(column: str) -> Any:
+    if column in ("effective_from", "period_start"):
+        return _EPOCH.date()
+    if column == "target":
+        return _ZERO
+    if column == "follow_up_days":
+        return None
+    return ""

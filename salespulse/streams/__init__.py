@@ -1,0 +1,1 @@
+"""The Faust app: settings, topics, the batch ingest service, the embedded supervisor and the CLI."""

@@ -1,0 +1,103 @@
+"""The Faust app of a salespulse worker, and the function that runs one.
+
+The worker is a Faust worker: Faust provides the process lifecycle (signals, graceful
+shutdown, logging), the web server (``/metrics``, ``/health``, ``/ready``) and timers. The
+ingest service (``streams.ingest``) runs inside it and does the high-volume work in batches;
+in embedded mode the read-only ClickHouse query endpoint runs inside it too, because chDB
+allows one engine per process.
+"""
+
+import logging
+from typing import Any
+
+import faust
+from mode import Service
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from salespulse.sinks.metrics import Metrics
+from salespulse.streams.health import Health
+from salespulse.streams.ingest import IngestService
+from salespulse.streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, metrics: Metrics, health: Health) -> faust.App:
+    """A Faust app configured from ``settings``, with the worker's web pages."""
+    app = faust.App(
+        settings.app_id,
+        broker=[f"kafka://{server.strip()}" for server in settings.broker.split(",")],
+        store="memory://",
+        autodiscover=False,
+        web_enabled=True,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        broker_session_timeout=settings.broker_session_timeout_seconds,
+        broker_heartbeat_interval=max(0.1, settings.broker_session_timeout_seconds / 5),
+        broker_rebalance_timeout=settings.broker_rebalance_timeout_seconds,
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication,
+        producer_acks=-1,
+    )
+
+    @app.page("/metrics")
+    async def metrics_page(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
+        # The content type carries a charset, which aiohttp only accepts as a header.
+        return web.bytes(metrics.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    @app.page("/health")
+    async def health_page(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
+        healthy, details = health.report()
+        return web.json(details, status=200 if healthy else 503)
+
+    @app.page("/ready")
+    async def ready_page(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
+        healthy, details = health.report()
+        ready = healthy and health.assigned_partitions > 0
+        return web.json({**details, "ready": ready}, status=200 if ready else 503)
+
+    return app
+
+
+def worker_services(settings: Settings, metrics: Metrics, health: Health) -> list[Service]:
+    """The services a worker runs beside the Faust app."""
+    services: list[Service] = [IngestService(settings, metrics, health)]
+    if settings.uses_embedded_clickhouse and settings.sql_port:
+        from salespulse.sinks.query_endpoint import QueryEndpoint
+
+        services.append(
+            QueryEndpoint(
+                settings.effective_clickhouse_url.removeprefix("chdb://"),
+                settings.clickhouse_database,
+                settings.sql_host,
+                settings.sql_port,
+            )
+        )
+    return services
+
+
+def run_worker(settings: Settings, **worker_options: Any) -> None:
+    """Run one worker until SIGINT/SIGTERM; everything accepted is flushed before exit."""
+    metrics = Metrics()
+    health = Health()
+    metrics.worker_info.labels(app_id=settings.app_id, clickhouse=_redacted(settings.effective_clickhouse_url)).set(1)
+    app = create_app(settings, metrics, health)
+    worker = faust.Worker(
+        app,
+        *worker_services(settings, metrics, health),
+        loglevel=settings.log_level,
+        redirect_stdouts=False,
+        **worker_options,
+    )
+    worker.execute_from_commandline()
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password, for logs and metrics."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    credentials, host = rest.rsplit("@", 1)
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"

@@ -1,0 +1,273 @@
+"""The ``salespulse`` command line.
+
+Every command reads its settings from ``SALESPULSE_*`` environment variables; the flags shown
+by ``--help`` override them. Start with ``salespulse up --simulate``.
+"""
+
+import asyncio
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from salespulse.streams.settings import Settings, describe_settings_error, load_settings
+
+console = Console()
+errors = Console(stderr=True)
+
+cli = typer.Typer(
+    name="salespulse",
+    help="CRM sales events from Kafka to live KPI views in ClickHouse.\n\n"
+    "Try it: `salespulse up --simulate` runs everything on this machine with simulated CRM "
+    "traffic; then `salespulse sql 'SELECT * FROM kpi_daily LIMIT 10'`.",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+    pretty_exceptions_enable=False,
+)
+schema_cli = typer.Typer(help="JSON Schemas of the events, for CRM integrators.", no_args_is_help=True)
+topics_cli = typer.Typer(help="Kafka topics salespulse reads and writes (production mode).", no_args_is_help=True)
+cli.add_typer(schema_cli, name="schema")
+cli.add_typer(topics_cli, name="topics")
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    errors.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def settings_from(**overrides: Any) -> Settings:
+    """Settings from the environment and flags, or a clear message and exit code 2."""
+    try:
+        return load_settings(**overrides)
+    except ValidationError as error:
+        errors.print(describe_settings_error(error), highlight=False, markup=False)
+        raise typer.Exit(2) from None
+
+
+class Clock(str, Enum):
+    wall = "wall"
+    event = "event"
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+BrokerOption = Annotated[
+    str | None, typer.Option("--broker", help="Kafka bootstrap servers host:port (SALESPULSE_BROKER).")
+]
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Where the embedded ClickHouse keeps its data (SALESPULSE_DATA_DIR)."),
+]
+ClockOption = Annotated[
+    Clock | None,
+    typer.Option("--clock", help="'wall': now is the wall clock; 'event': the latest occurred_at (replays)."),
+]
+
+
+@cli.command()
+def up(
+    data_dir: Annotated[Path, typer.Option(help="Data directory of the embedded ClickHouse.")] = Path(".salespulse"),
+    broker_port: Annotated[int, typer.Option(help="Port of the embedded Kafka-protocol broker.")] = 9092,
+    web_port: Annotated[int, typer.Option(help="Port of /metrics and /health.")] = 6066,
+    sql_port: Annotated[int, typer.Option(help="Port of the read-only ClickHouse HTTP query endpoint.")] = 8123,
+    simulate: Annotated[bool, typer.Option("--simulate", help="Also run the CRM traffic simulator.")] = False,
+    rate: Annotated[float, typer.Option(help="Simulated events per second.")] = 20.0,
+    seed: Annotated[int, typer.Option(help="Seed of the simulator.")] = 42,
+    clock: ClockOption = None,
+    dashboard: Annotated[
+        bool | None, typer.Option("--dashboard/--no-dashboard", help="Live KPIs in the terminal (default: on a TTY).")
+    ] = None,
+) -> None:
+    """Run everything on this machine: embedded broker, worker, embedded ClickHouse (chDB).
+
+    The broker runs as its own process; the worker is restarted if it dies. Ctrl-C (or
+    SIGTERM) stops everything after the worker has written what it accepted.
+    """
+    from salespulse.streams.embedded import EmbeddedOptions, run_up
+
+    settings = settings_from(
+        data_dir=data_dir,
+        broker=f"127.0.0.1:{broker_port}",
+        web_port=web_port,
+        sql_port=sql_port,
+        clock=clock.value if clock else None,
+        clickhouse_url=None,
+    )
+    if settings.clickhouse_url:
+        fail("`up` runs the embedded ClickHouse; unset SALESPULSE_CLICKHOUSE_URL or use `salespulse worker`.", 2)
+    options = EmbeddedOptions(
+        simulate=simulate,
+        rate=rate,
+        seed=seed,
+        dashboard=sys.stdout.isatty() if dashboard is None else dashboard,
+    )
+    raise typer.Exit(run_up(settings, options))
+
+
+@cli.command()
+def worker(
+    broker: BrokerOption = None,
+    clickhouse_url: Annotated[
+        str | None,
+        typer.Option(help="chdb:///path or http(s)://user:password@host:port (SALESPULSE_CLICKHOUSE_URL)."),
+    ] = None,
+    data_dir: DataDirOption = None,
+    web_port: Annotated[int | None, typer.Option(help="Port of /metrics, /health and /ready.")] = None,
+    sql_port: Annotated[int | None, typer.Option(help="Query endpoint port (embedded ClickHouse only; 0: off).")] = None,
+    clock: ClockOption = None,
+) -> None:
+    """Run one worker against a configured broker and ClickHouse (the production mode)."""
+    from salespulse.streams.app import run_worker
+
+    settings = settings_from(
+        broker=broker,
+        clickhouse_url=clickhouse_url,
+        data_dir=data_dir,
+        web_port=web_port,
+        sql_port=sql_port,
+        clock=clock.value if clock else None,
+    )
+    run_worker(settings)
+
+
+@cli.command()
+def simulate(
+    broker: BrokerOption = None,
+    rate: Annotated[float, typer.Option(help="Events per second.")] = 20.0,
+    seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same org, customers and deals.")] = 42,
+    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds (default: run until Ctrl-C).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No status lines.")] = False,
+) -> None:
+    """Publish realistic CRM traffic: an org, customers, targets, deals moving through the funnel."""
+    from salespulse.streams.simulator import run_live
+
+    settings = settings_from(broker=broker)
+    if rate <= 0:
+        fail(f"--rate must be above 0, got {rate}", 2)
+    run_live(settings, rate=rate, seed=seed, duration=duration, quiet=quiet)
+
+
+class PublishType(str, Enum):
+    visit = "visit"
+    call = "call"
+    deal = "deal"
+    feedback = "feedback"
+    org = "org"
+    customers = "customers"
+    targets = "targets"
+
+
+@cli.command()
+def publish(
+    files: Annotated[list[Path], typer.Argument(help="JSON Lines files, one event or record per line.", exists=True)],
+    type_: Annotated[
+        PublishType | None,
+        typer.Option("--type", help="Type of every line; otherwise each line's event_type field decides."),
+    ] = None,
+    broker: BrokerOption = None,
+) -> None:
+    """Publish JSON Lines files of events (or org/customers/targets records) to their topics."""
+    from salespulse.streams.publish import publish_files
+
+    settings = settings_from(broker=broker)
+    try:
+        report = publish_files(files, settings, type_override=type_.value if type_ else None)
+    except (ConnectionError, TimeoutError, OSError) as error:
+        fail(str(error))
+    console.print(report.summary() if hasattr(report, "summary") else report)
+    if getattr(report, "bad_lines", None):
+        raise typer.Exit(1)
+
+
+@cli.command()
+def sql(
+    query: Annotated[str, typer.Argument(help="SQL to run, e.g. 'SELECT * FROM kpi_daily LIMIT 5'.")],
+    url: Annotated[
+        str | None,
+        typer.Option(help="ClickHouse HTTP URL; default: SALESPULSE_CLICKHOUSE_URL, else the endpoint of `up`."),
+    ] = None,
+    format_: Annotated[OutputFormat, typer.Option("--format", help="table, csv or json.")] = OutputFormat.table,
+) -> None:
+    """Query the views (by default through the endpoint of a running `salespulse up`)."""
+    from salespulse.streams.querying import QueryFailed, print_result, run_query
+
+    settings = settings_from()
+    try:
+        result = run_query(settings, query, url)
+    except QueryFailed as error:
+        fail(str(error))
+    print_result(result, format_.value, console)
+
+
+@cli.command()
+def migrate(
+    clickhouse_url: Annotated[str | None, typer.Option(help="ClickHouse to migrate (SALESPULSE_CLICKHOUSE_URL).")] = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Create or upgrade the ClickHouse tables and views (workers also do this at start)."""
+    from salespulse.sinks.clickhouse import connect
+    from salespulse.sinks.migrations import apply_migrations, schema_version
+
+    settings = settings_from(clickhouse_url=clickhouse_url, data_dir=data_dir)
+    try:
+        client = connect(settings)
+        applied = apply_migrations(client, settings)
+        version = schema_version(client, settings)
+    except Exception as error:
+        fail(f"could not migrate {settings.clickhouse_database}: {error}")
+    console.print(
+        f"database [bold]{settings.clickhouse_database}[/] at schema version {version}"
+        + (f" (applied now: {', '.join(map(str, applied))})" if applied else " (already up to date)")
+        + "; views re-created"
+    )
+
+
+@topics_cli.command("create")
+def topics_create(broker: BrokerOption = None) -> None:
+    """Create the salespulse topics that do not exist yet (reference topics compacted)."""
+    from salespulse.streams.topics import ensure_topics
+
+    settings = settings_from(broker=broker)
+    try:
+        created = asyncio.run(ensure_topics(settings))
+    except Exception as error:
+        fail(f"could not reach the broker at {settings.broker} ({error}); check SALESPULSE_BROKER or --broker")
+    console.print(f"created: {', '.join(created)}" if created else "all topics exist")
+
+
+@topics_cli.command("list")
+def topics_list() -> None:
+    """Print each topic salespulse uses and what it carries."""
+    from rich.table import Table
+
+    from salespulse.streams.topics import Topics
+
+    settings = settings_from()
+    table = Table("topic", "kind", "carries", "compacted")
+    for info in Topics.from_settings(settings).by_name.values():
+        table.add_row(info.name, info.kind, info.type, "yes" if info.compacted else "")
+    console.print(table)
+
+
+@schema_cli.command("export")
+def schema_export(directory: Annotated[Path, typer.Argument(help="Directory to write the .schema.json files to.")]) -> None:
+    """Write one JSON Schema file per event type and reference record type."""
+    from salespulse.schemas.export import export_json_schemas
+
+    for path in export_json_schemas(directory):
+        console.print(f"wrote {path}")
+
+
+def main() -> None:
+    # Faust reads the log level from its own environment; keep its banner quiet in our CLI.
+    os.environ.setdefault("F_QUIET", "1")
+    cli()
