@@ -29,7 +29,9 @@ LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 
 def _timestamp_in_range(value: datetime) -> datetime:
     if not EARLIEST <= value < LATEST:
-        raise ValueError(f"timestamp {value.isoformat()} is outside the supported range 1970-01-01 to 2099-12-31")
+        raise ValueError(
+            f"timestamp {value.isoformat()} is outside the supported range 1970-01-01 to 2099-12-31"
+        )
     return value
 
 

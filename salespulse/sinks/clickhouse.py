@@ -77,7 +77,10 @@ class ClickHouseSink:
         for record_type, rows in batch.references.items():
             latest = _latest_per_key(rows)
             self.client.insert(
-                REFERENCE_TABLES[record_type], latest, column_names=REFERENCE_COLUMNS[record_type], database=self.database
+                REFERENCE_TABLES[record_type],
+                latest,
+                column_names=REFERENCE_COLUMNS[record_type],
+                database=self.database,
             )
             outcome.accepted[record_type] += len(rows)
         return outcome
@@ -110,7 +113,7 @@ class ClickHouseSink:
         return fresh
 
     def query_rows(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
-        return list(self.client.query(sql, parameters=parameters).result_rows)
+        return [tuple(row) for row in self.client.query(sql, parameters=parameters).result_rows]
 
     def close(self) -> None:
         self.client.close()

@@ -23,7 +23,11 @@ _MIGRATION_FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
 def _sql_files() -> dict[str, str]:
     folder = resources.files("salespulse.sinks").joinpath("sql")
-    return {entry.name: entry.read_text(encoding="utf-8") for entry in folder.iterdir() if entry.name.endswith(".sql")}
+    return {
+        entry.name: entry.read_text(encoding="utf-8")
+        for entry in folder.iterdir()
+        if entry.name.endswith(".sql")
+    }
 
 
 def statements(sql: str) -> list[str]:
@@ -92,4 +96,4 @@ def schema_version(client: Client, settings: Settings) -> int:
     exists = client.command(f"EXISTS TABLE {db}.schema_migrations")
     if not exists or str(exists) == "0":
         return 0
-    return int(client.command(f"SELECT max(version) FROM {db}.schema_migrations") or 0)
+    return int(str(client.command(f"SELECT max(version) FROM {db}.schema_migrations") or 0))

@@ -33,9 +33,32 @@ EVENT_COLUMNS: tuple[str, ...] = (
     "comment", "src_topic", "src_partition", "src_offset", "ingested_at", "dedup_version",
 )  # fmt: skip
 
+# Columns that only some event types fill; the others store these empty values.
+_TYPE_SPECIFIC_DEFAULTS: dict[str, Any] = {
+    "visit_duration_minutes": 0,
+    "visit_outcome": "",
+    "call_direction": "",
+    "call_duration_seconds": 0,
+    "call_outcome": "",
+    "stage": "",
+    "amount": Decimal(0),
+    "original_amount": Decimal(0),
+    "original_currency": "",
+    "expected_close_date": None,
+    "lost_reason": "",
+    "score_type": "",
+    "score": 0,
+    "category": "",
+    "comment": "",
+}
+
 _PROVENANCE = ("is_deleted", "src_topic", "src_partition", "src_offset", "ingested_at", "version")
 
-REFERENCE_TABLES: dict[str, str] = {"org": "org_records", "targets": "target_records", "customers": "customer_records"}
+REFERENCE_TABLES: dict[str, str] = {
+    "org": "org_records",
+    "targets": "target_records",
+    "customers": "customer_records",
+}
 REFERENCE_COLUMNS: dict[str, tuple[str, ...]] = {
     "org": ("record_key", "rep_id", "rep_name", "team_id", "team_name", "manager_id", "region_id",
             "effective_from", *_PROVENANCE),
@@ -59,39 +82,65 @@ class RowBuilder:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
 
-    def event_row(self, event: ActivityEvent, position: SourcePosition, ingested_at: datetime) -> tuple[Any, ...]:
-        visit_minutes, visit_outcome = (event.duration_minutes, event.outcome) if isinstance(event, Visit) else (0, "")
-        if isinstance(event, Call):
-            call_direction, call_seconds, call_outcome = event.direction, event.duration_seconds, event.outcome
-        else:
-            call_direction, call_seconds, call_outcome = "", 0, ""
-        stage, amount, original_amount, currency, close_date, lost_reason = "", _ZERO, _ZERO, "", None, ""
-        if isinstance(event, Deal):
+    def event_row(
+        self, event: ActivityEvent, position: SourcePosition, ingested_at: datetime
+    ) -> tuple[Any, ...]:
+        values: dict[str, Any] = {
+            **_TYPE_SPECIFIC_DEFAULTS,
+            "event_id": event.event_id,
+            "event_type": event.EVENT_TYPE,
+            "occurred_at": event.occurred_at.astimezone(UTC),
+            "rep_id": event.rep_id,
+            "customer_id": event.customer_id,
+            "deal_id": event.deal_id or "",
+            "source": event.source or "",
+            "schema_version": event.schema_version,
+            "src_topic": position.topic,
+            "src_partition": position.partition,
+            "src_offset": position.offset,
+            "ingested_at": ingested_at,
+            "dedup_version": DEDUP_BASE - microseconds(ingested_at),
+        }
+        if isinstance(event, Visit):
+            values.update(visit_duration_minutes=event.duration_minutes, visit_outcome=event.outcome)
+        elif isinstance(event, Call):
+            values.update(
+                call_direction=event.direction,
+                call_duration_seconds=event.duration_seconds,
+                call_outcome=event.outcome,
+            )
+        elif isinstance(event, Deal):
             currency = event.currency or self._settings.reporting_currency
             rate = self._settings.rate_for(currency)
             assert rate is not None, "the decoder rejects currencies without a rate"
-            stage = event.stage
-            amount = (event.amount * rate).quantize(REPORTING_QUANTUM, rounding=ROUND_HALF_EVEN)
-            original_amount = event.amount.quantize(ORIGINAL_QUANTUM, rounding=ROUND_HALF_EVEN)
-            close_date, lost_reason = event.expected_close_date, event.lost_reason or ""
-        if isinstance(event, Feedback):
-            score_type, score, category, comment = event.score_type, event.score, event.category or "", event.comment or ""
-        else:
-            score_type, score, category, comment = "", 0, "", ""
-        return (
-            event.event_id, event.EVENT_TYPE, event.occurred_at.astimezone(UTC), event.rep_id,
-            event.customer_id, event.deal_id or "", event.source or "", event.schema_version,
-            visit_minutes, visit_outcome, call_direction, call_seconds, call_outcome, stage, amount,
-            original_amount, currency, close_date, lost_reason, score_type, score, category, comment,
-            position.topic, position.partition, position.offset, ingested_at,
-            DEDUP_BASE - microseconds(ingested_at),
-        )  # fmt: skip
+            values.update(
+                stage=event.stage,
+                amount=(event.amount * rate).quantize(REPORTING_QUANTUM, rounding=ROUND_HALF_EVEN),
+                original_amount=event.amount.quantize(ORIGINAL_QUANTUM, rounding=ROUND_HALF_EVEN),
+                original_currency=currency,
+                expected_close_date=event.expected_close_date,
+                lost_reason=event.lost_reason or "",
+            )
+        elif isinstance(event, Feedback):
+            values.update(
+                score_type=event.score_type,
+                score=event.score,
+                category=event.category or "",
+                comment=event.comment or "",
+            )
+        return tuple(values[column] for column in EVENT_COLUMNS)
 
     @staticmethod
     def reference_row(
         record: ReferenceRecord | Tombstone, position: SourcePosition, ingested_at: datetime
     ) -> tuple[Any, ...]:
-        provenance = (position.topic, position.partition, position.offset, ingested_at, microseconds(ingested_at))
+        provenance = (
+            position.topic,
+            position.partition,
+            position.offset,
+            ingested_at,
+            microseconds(ingested_at),
+        )
         if isinstance(record, Tombstone):
             columns = REFERENCE_COLUMNS[record.record_type]
             blank = tuple(_blank_for(name) for name in columns[1 : -len(_PROVENANCE)])

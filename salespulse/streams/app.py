@@ -81,7 +81,9 @@ def run_worker(settings: Settings, **worker_options: Any) -> None:
     """Run one worker until SIGINT/SIGTERM; everything accepted is flushed before exit."""
     metrics = Metrics()
     health = Health()
-    metrics.worker_info.labels(app_id=settings.app_id, clickhouse=_redacted(settings.effective_clickhouse_url)).set(1)
+    metrics.worker_info.labels(
+        app_id=settings.app_id, clickhouse=_redacted(settings.effective_clickhouse_url)
+    ).set(1)
     app = create_app(settings, metrics, health)
     worker = faust.Worker(
         app,

@@ -7,7 +7,7 @@ by ``--help`` override them. Start with ``salespulse up --simulate``.
 import asyncio
 import os
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -30,7 +30,9 @@ cli = typer.Typer(
     pretty_exceptions_enable=False,
 )
 schema_cli = typer.Typer(help="JSON Schemas of the events, for CRM integrators.", no_args_is_help=True)
-topics_cli = typer.Typer(help="Kafka topics salespulse reads and writes (production mode).", no_args_is_help=True)
+topics_cli = typer.Typer(
+    help="Kafka topics salespulse reads and writes (production mode).", no_args_is_help=True
+)
 cli.add_typer(schema_cli, name="schema")
 cli.add_typer(topics_cli, name="topics")
 
@@ -49,12 +51,12 @@ def settings_from(**overrides: Any) -> Settings:
         raise typer.Exit(2) from None
 
 
-class Clock(str, Enum):
+class Clock(StrEnum):
     wall = "wall"
     event = "event"
 
 
-class OutputFormat(str, Enum):
+class OutputFormat(StrEnum):
     table = "table"
     csv = "csv"
     json = "json"
@@ -75,16 +77,21 @@ ClockOption = Annotated[
 
 @cli.command()
 def up(
-    data_dir: Annotated[Path, typer.Option(help="Data directory of the embedded ClickHouse.")] = Path(".salespulse"),
+    data_dir: Annotated[Path, typer.Option(help="Data directory of the embedded ClickHouse.")] = Path(
+        ".salespulse"
+    ),
     broker_port: Annotated[int, typer.Option(help="Port of the embedded Kafka-protocol broker.")] = 9092,
     web_port: Annotated[int, typer.Option(help="Port of /metrics and /health.")] = 6066,
-    sql_port: Annotated[int, typer.Option(help="Port of the read-only ClickHouse HTTP query endpoint.")] = 8123,
+    sql_port: Annotated[
+        int, typer.Option(help="Port of the read-only ClickHouse HTTP query endpoint.")
+    ] = 8123,
     simulate: Annotated[bool, typer.Option("--simulate", help="Also run the CRM traffic simulator.")] = False,
     rate: Annotated[float, typer.Option(help="Simulated events per second.")] = 20.0,
     seed: Annotated[int, typer.Option(help="Seed of the simulator.")] = 42,
     clock: ClockOption = None,
     dashboard: Annotated[
-        bool | None, typer.Option("--dashboard/--no-dashboard", help="Live KPIs in the terminal (default: on a TTY).")
+        bool | None,
+        typer.Option("--dashboard/--no-dashboard", help="Live KPIs in the terminal (default: on a TTY)."),
     ] = None,
 ) -> None:
     """Run everything on this machine: embedded broker, worker, embedded ClickHouse (chDB).
@@ -103,7 +110,10 @@ def up(
         clickhouse_url=None,
     )
     if settings.clickhouse_url:
-        fail("`up` runs the embedded ClickHouse; unset SALESPULSE_CLICKHOUSE_URL or use `salespulse worker`.", 2)
+        fail(
+            "`up` runs the embedded ClickHouse; unset SALESPULSE_CLICKHOUSE_URL or use `salespulse worker`.",
+            2,
+        )
     options = EmbeddedOptions(
         simulate=simulate,
         rate=rate,
@@ -122,7 +132,9 @@ def worker(
     ] = None,
     data_dir: DataDirOption = None,
     web_port: Annotated[int | None, typer.Option(help="Port of /metrics, /health and /ready.")] = None,
-    sql_port: Annotated[int | None, typer.Option(help="Query endpoint port (embedded ClickHouse only; 0: off).")] = None,
+    sql_port: Annotated[
+        int | None, typer.Option(help="Query endpoint port (embedded ClickHouse only; 0: off).")
+    ] = None,
     clock: ClockOption = None,
 ) -> None:
     """Run one worker against a configured broker and ClickHouse (the production mode)."""
@@ -136,6 +148,14 @@ def worker(
         sql_port=sql_port,
         clock=clock.value if clock else None,
     )
+    from salespulse.streams.broker import PortTaken, require_free_port
+
+    try:
+        require_free_port(settings.web_host, settings.web_port, "metrics and health endpoint", "--web-port")
+        if settings.uses_embedded_clickhouse and settings.sql_port:
+            require_free_port(settings.sql_host, settings.sql_port, "ClickHouse query endpoint", "--sql-port")
+    except PortTaken as taken:
+        fail(str(taken), 2)
     run_worker(settings)
 
 
@@ -143,8 +163,12 @@ def worker(
 def simulate(
     broker: BrokerOption = None,
     rate: Annotated[float, typer.Option(help="Events per second.")] = 20.0,
-    seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same org, customers and deals.")] = 42,
-    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds (default: run until Ctrl-C).")] = None,
+    seed: Annotated[
+        int, typer.Option(help="Seed: the same seed gives the same org, customers and deals.")
+    ] = 42,
+    duration: Annotated[
+        float | None, typer.Option(help="Stop after this many seconds (default: run until Ctrl-C).")
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No status lines.")] = False,
 ) -> None:
     """Publish realistic CRM traffic: an org, customers, targets, deals moving through the funnel."""
@@ -156,7 +180,7 @@ def simulate(
     run_live(settings, rate=rate, seed=seed, duration=duration, quiet=quiet)
 
 
-class PublishType(str, Enum):
+class PublishType(StrEnum):
     visit = "visit"
     call = "call"
     deal = "deal"
@@ -168,7 +192,9 @@ class PublishType(str, Enum):
 
 @cli.command()
 def publish(
-    files: Annotated[list[Path], typer.Argument(help="JSON Lines files, one event or record per line.", exists=True)],
+    files: Annotated[
+        list[Path], typer.Argument(help="JSON Lines files, one event or record per line.", exists=True)
+    ],
     type_: Annotated[
         PublishType | None,
         typer.Option("--type", help="Type of every line; otherwise each line's event_type field decides."),
@@ -193,9 +219,13 @@ def sql(
     query: Annotated[str, typer.Argument(help="SQL to run, e.g. 'SELECT * FROM kpi_daily LIMIT 5'.")],
     url: Annotated[
         str | None,
-        typer.Option(help="ClickHouse HTTP URL; default: SALESPULSE_CLICKHOUSE_URL, else the endpoint of `up`."),
+        typer.Option(
+            help="ClickHouse HTTP URL; default: SALESPULSE_CLICKHOUSE_URL, else the endpoint of `up`."
+        ),
     ] = None,
-    format_: Annotated[OutputFormat, typer.Option("--format", help="table, csv or json.")] = OutputFormat.table,
+    format_: Annotated[
+        OutputFormat, typer.Option("--format", help="table, csv or json.")
+    ] = OutputFormat.table,
 ) -> None:
     """Query the views (by default through the endpoint of a running `salespulse up`)."""
     from salespulse.streams.querying import QueryFailed, print_result, run_query
@@ -210,7 +240,9 @@ def sql(
 
 @cli.command()
 def migrate(
-    clickhouse_url: Annotated[str | None, typer.Option(help="ClickHouse to migrate (SALESPULSE_CLICKHOUSE_URL).")] = None,
+    clickhouse_url: Annotated[
+        str | None, typer.Option(help="ClickHouse to migrate (SALESPULSE_CLICKHOUSE_URL).")
+    ] = None,
     data_dir: DataDirOption = None,
 ) -> None:
     """Create or upgrade the ClickHouse tables and views (workers also do this at start)."""
@@ -240,7 +272,9 @@ def topics_create(broker: BrokerOption = None) -> None:
     try:
         created = asyncio.run(ensure_topics(settings))
     except Exception as error:
-        fail(f"could not reach the broker at {settings.broker} ({error}); check SALESPULSE_BROKER or --broker")
+        fail(
+            f"could not reach the broker at {settings.broker} ({error}); check SALESPULSE_BROKER or --broker"
+        )
     console.print(f"created: {', '.join(created)}" if created else "all topics exist")
 
 
@@ -259,7 +293,9 @@ def topics_list() -> None:
 
 
 @schema_cli.command("export")
-def schema_export(directory: Annotated[Path, typer.Argument(help="Directory to write the .schema.json files to.")]) -> None:
+def schema_export(
+    directory: Annotated[Path, typer.Argument(help="Directory to write the .schema.json files to.")],
+) -> None:
     """Write one JSON Schema file per event type and reference record type."""
     from salespulse.schemas.export import export_json_schemas
 

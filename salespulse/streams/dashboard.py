@@ -25,7 +25,7 @@ from salespulse.streams.settings import Settings
 REFRESH_SECONDS = 2.0
 TOP_REPS = 5
 
-_COUNTER = re.compile(r'^salespulse_events_(consumed|accepted|duplicate|rejected)_total\{(.*)\} ([0-9.e+]+)$')
+_COUNTER = re.compile(r"^salespulse_events_(consumed|accepted|duplicate|rejected)_total\{(.*)\} ([0-9.e+]+)$")
 
 
 def _money(value: Any) -> str:
@@ -72,7 +72,9 @@ class Dashboard:
             return self._render()
         except (QueryFailed, Exception) as error:  # the worker may be restarting: show why, keep going
             self._client = None
-            return Panel(Text(f"waiting for the worker: {str(error)[:200]}", style="yellow"), title="salespulse")
+            return Panel(
+                Text(f"waiting for the worker: {str(error)[:200]}", style="yellow"), title="salespulse"
+            )
 
     def _render(self) -> Group:
         tz = self.settings.reporting_timezone
@@ -92,7 +94,14 @@ class Dashboard:
         ) or [(0,) * 8]
 
         activity = Table(title=f"Today ({today}, {tz})", expand=True)
-        for column in ("visits", "calls (connected)", "new customers", "deals created", "won / lost", f"won {currency}"):
+        for column in (
+            "visits",
+            "calls (connected)",
+            "new customers",
+            "deals created",
+            "won / lost",
+            f"won {currency}",
+        ):
             activity.add_column(column, justify="right")
         visits, calls, connected, new_customers, created, won, lost, won_amount = today_row[:8]
         activity.add_row(

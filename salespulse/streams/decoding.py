@@ -108,10 +108,16 @@ def _rejection_from(error: ValidationError, raw: bytes) -> Rejection:
             raw.decode("utf-8")
         except UnicodeDecodeError as bad:
             return Rejection("not_utf8", f"the message is not UTF-8 text: {bad.reason} at byte {bad.start}")
-        return Rejection("invalid_json", f"the message is not valid JSON: {first['msg'].removeprefix('Invalid JSON: ')}")
+        return Rejection(
+            "invalid_json", f"the message is not valid JSON: {first['msg'].removeprefix('Invalid JSON: ')}"
+        )
     if kind in ("model_type", "model_attributes_type") and not first["loc"]:
-        return Rejection("not_an_object", f"the message must be a JSON object, got {_json_kind(first.get('input'))}")
-    reason = {"missing": "missing_field", "event_type_mismatch": "wrong_event_type"}.get(kind, "invalid_value")
+        return Rejection(
+            "not_an_object", f"the message must be a JSON object, got {_json_kind(first.get('input'))}"
+        )
+    reason = {"missing": "missing_field", "event_type_mismatch": "wrong_event_type"}.get(
+        kind, "invalid_value"
+    )
     shown = "; ".join(_describe_issue(issue) for issue in issues[:MAX_ERRORS_SHOWN])
     more = len(issues) - MAX_ERRORS_SHOWN
     if more > 0:

@@ -175,21 +175,33 @@ def _wait_healthy(worker: ChildProcess, health_url: str) -> None:
         if _healthy(health_url):
             return
         time.sleep(0.25)
-    raise WorkerFailed(f"the worker did not become healthy within {WORKER_START_TIMEOUT:.0f}s; see {worker.log_path}")
+    raise WorkerFailed(
+        f"the worker did not become healthy within {WORKER_START_TIMEOUT:.0f}s; see {worker.log_path}"
+    )
 
 
-def _print_where(console: Console, settings: Settings, data_dir: Path, logs: Path, options: EmbeddedOptions) -> None:
+def _print_where(
+    console: Console, settings: Settings, data_dir: Path, logs: Path, options: EmbeddedOptions
+) -> None:
     sql = f"http://{settings.sql_host}:{settings.sql_port}"
     web = f"http://{settings.web_host}:{settings.web_port}"
     console.print("[bold green]salespulse is up[/]")
-    console.print(f"  broker (Kafka protocol, memory storage)  {settings.broker}   topics {settings.topic_prefix}*")
-    console.print(f"  ClickHouse (read-only HTTP endpoint)     {sql}   database {settings.clickhouse_database}")
+    console.print(
+        f"  broker (Kafka protocol, memory storage)  {settings.broker}   topics {settings.topic_prefix}*"
+    )
+    console.print(
+        f"  ClickHouse (read-only HTTP endpoint)     {sql}   database {settings.clickhouse_database}"
+    )
     console.print(f"  metrics / health                          {web}/metrics   {web}/health")
     console.print(f"  data                                      {data_dir}")
     console.print(f"  logs                                      {logs}")
     if options.simulate:
-        console.print(f"  simulator                                 {options.rate:g} events/s, seed {options.seed}")
-    console.print("  query:  salespulse sql \"SELECT * FROM kpi_daily WHERE level = 'region' ORDER BY day DESC LIMIT 10\"")
+        console.print(
+            f"  simulator                                 {options.rate:g} events/s, seed {options.seed}"
+        )
+    console.print(
+        "  query:  salespulse sql \"SELECT * FROM kpi_daily WHERE level = 'region' ORDER BY day DESC LIMIT 10\""
+    )
     console.print(f"          curl '{sql}/?query=SELECT+*+FROM+deals_current+LIMIT+5+FORMAT+PrettyCompact'")
     console.print("  stop:   Ctrl-C")
 
@@ -228,7 +240,9 @@ def _supervise(
             elif code is None and worker.starts > 1 and _healthy(health_url):
                 backoff = 1.0
             if options.simulate and simulator.exit_code() not in (None, 0):
-                console.print(f"[yellow]the simulator exited with code {simulator.exit_code()}; see {simulator.log_path}[/]")
+                console.print(
+                    f"[yellow]the simulator exited with code {simulator.exit_code()}; see {simulator.log_path}[/]"
+                )
                 simulator.stop(1)
                 simulator.start()
             if dashboard is not None:

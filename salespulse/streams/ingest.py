@@ -62,7 +62,7 @@ class PendingBatch:
         return self.messages > 0
 
 
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+class _Rebalance(ConsumerRebalanceListener):
     """Flush what was read from partitions before they go to another worker."""
 
     def __init__(self, service: "IngestService") -> None:
@@ -76,7 +76,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         log.info("ingest: assigned %d partitions", len(assigned))
 
 
-class IngestService(Service):  # type: ignore[misc]
+class IngestService(Service):
     """Consumes the input topics in batches and writes them to ClickHouse."""
 
     def __init__(self, settings: Settings, metrics: Metrics, health: Health, **kwargs: Any) -> None:
@@ -135,7 +135,7 @@ class IngestService(Service):  # type: ignore[misc]
         if self.sink is not None:
             await asyncio.to_thread(self.sink.close)
 
-    @Service.task  # type: ignore[misc]
+    @Service.task
     async def _consume(self) -> None:
         assert self.consumer is not None
         max_batch = self.settings.max_batch_events
@@ -160,7 +160,9 @@ class IngestService(Service):  # type: ignore[misc]
             if pending and (pending.messages >= max_batch or time.monotonic() - pending.started >= interval):
                 await self.flush()
 
-    def _decode(self, partition: TopicPartition, messages: list[ConsumerRecord], pending: PendingBatch) -> None:
+    def _decode(
+        self, partition: TopicPartition, messages: list[ConsumerRecord], pending: PendingBatch
+    ) -> None:
         if not pending:
             pending.started = time.monotonic()
         info = self.topics.by_name[partition.topic]
@@ -173,12 +175,11 @@ class IngestService(Service):  # type: ignore[misc]
             else:
                 decoded = self.decoder.decode_reference(info.type, message.key, message.value)
             if isinstance(decoded, Rejection):
-                pending.rejected.append(
-                    RejectedMessage(
-                        info.type, partition.topic, partition.partition, message.offset,
-                        message.key, message.value, message.timestamp, decoded,
-                    )  # fmt: skip
+                where = (partition.topic, partition.partition, message.offset)
+                rejected = RejectedMessage(
+                    info.type, *where, message.key, message.value, message.timestamp, decoded
                 )
+                pending.rejected.append(rejected)
             elif isinstance(decoded, ActivityEvent):
                 pending.rows.events.append(self.rows.event_row(decoded, position, ingested_at))
             else:
@@ -210,7 +211,9 @@ class IngestService(Service):  # type: ignore[misc]
 
         async def send_all() -> None:
             futures = [
-                await producer.send(self.topics.dlq, dlq_value(message, self.settings.app_id), key=message.dlq_key)
+                await producer.send(
+                    self.topics.dlq, dlq_value(message, self.settings.app_id), key=message.dlq_key
+                )
                 for message in rejected
             ]
             await asyncio.gather(*futures)
@@ -287,9 +290,9 @@ class IngestService(Service):  # type: ignore[misc]
                 highwater = consumer.highwater(partition)
                 next_offset = pending.next_offsets.get(partition)
                 if highwater is not None and next_offset is not None:
-                    metrics.consumer_lag.labels(topic=partition.topic, partition=str(partition.partition)).set(
-                        max(0, highwater - next_offset)
-                    )
+                    metrics.consumer_lag.labels(
+                        topic=partition.topic, partition=str(partition.partition)
+                    ).set(max(0, highwater - next_offset))
 
     async def _open_sink(self) -> ClickHouseSink:
         return await self._retry(

@@ -39,7 +39,9 @@ def _parse_mapping(value: Any) -> Any:
     for item in text.split(","):
         key, sep, raw = item.partition("=")
         if not sep:
-            raise ValueError(f"'{item.strip()}' is not KEY=VALUE; write e.g. EUR=1.08,CNY=0.14 or a JSON object")
+            raise ValueError(
+                f"'{item.strip()}' is not KEY=VALUE; write e.g. EUR=1.08,CNY=0.14 or a JSON object"
+            )
         pairs[key.strip()] = raw.strip()
     return pairs
 
@@ -51,9 +53,13 @@ class Settings(BaseSettings):
 
     # --- Kafka -------------------------------------------------------------------------
     app_id: str = Field(default="salespulse", pattern=r"^[A-Za-z0-9._-]+$", description="Consumer group id.")
-    broker: str = Field(default="127.0.0.1:9092", description="Kafka bootstrap servers, host:port[,host:port].")
+    broker: str = Field(
+        default="127.0.0.1:9092", description="Kafka bootstrap servers, host:port[,host:port]."
+    )
     topic_prefix: str = Field(default="crm.", pattern=r"^[A-Za-z0-9._-]*$")
-    topic_partitions: int = Field(default=4, ge=1, le=1024, description="Partitions of topics salespulse creates.")
+    topic_partitions: int = Field(
+        default=4, ge=1, le=1024, description="Partitions of topics salespulse creates."
+    )
     topic_replication: int = Field(default=1, ge=1, le=16)
     broker_session_timeout_seconds: float = Field(default=10.0, gt=0)
     broker_rebalance_timeout_seconds: float = Field(default=10.0, gt=0)
@@ -133,7 +139,10 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _reporting_currency_has_no_rate(self) -> "Settings":
-        if self.reporting_currency in self.currency_rates and self.currency_rates[self.reporting_currency] != 1:
+        if (
+            self.reporting_currency in self.currency_rates
+            and self.currency_rates[self.reporting_currency] != 1
+        ):
             raise ValueError(
                 f"currency_rates gives {self.reporting_currency} a rate, but it is the reporting currency (rate 1)"
             )

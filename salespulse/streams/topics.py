@@ -71,12 +71,15 @@ class Topics:
 async def ensure_topics(settings: Settings, timeout_seconds: float = 30.0) -> list[str]:
     """Create every salespulse topic that does not exist yet; returns the names created."""
     import asyncio
+    import contextlib
 
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import TopicAlreadyExistsError
 
     topics = Topics.from_settings(settings)
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.broker, request_timeout_ms=int(timeout_seconds * 1000))
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.broker, request_timeout_ms=int(timeout_seconds * 1000)
+    )
     await asyncio.wait_for(admin.start(), timeout_seconds)
     try:
         existing = set(await admin.list_topics())
@@ -92,10 +95,8 @@ async def ensure_topics(settings: Settings, timeout_seconds: float = 30.0) -> li
         ]
         if not wanted:
             return []
-        try:
+        with contextlib.suppress(TopicAlreadyExistsError):  # another worker created them first
             await admin.create_topics(wanted)
-        except TopicAlreadyExistsError:
-            pass  # another worker created them first
         return [topic.name for topic in wanted]
     finally:
         await admin.close()

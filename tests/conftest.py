@@ -1,0 +1,57 @@
+"""Fixtures shared by every test layer: the embedded broker and salespulse workers."""
+
+import itertools
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from salespulse.streams.broker import EmbeddedBroker, free_port
+from tests.support.processes import Publisher, WorkerProcess
+
+_names = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+    """One real embedded broker (Tansu) for the whole test session; tests use their own topics."""
+    log = tmp_path_factory.mktemp("broker") / "broker.log"
+    with EmbeddedBroker(free_port(), log_path=log) as running:
+        yield running
+
+
+@pytest.fixture
+def make_worker(broker: EmbeddedBroker, tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+    """Factory: a worker with its own topics, consumer group and data directory."""
+    started: list[WorkerProcess] = []
+
+    def make(name: str | None = None, **extra_env: str) -> WorkerProcess:
+        label = name or f"w{next(_names)}"
+        worker = WorkerProcess(
+            broker=broker.bootstrap,
+            data_dir=tmp_path / label,
+            topic_prefix=f"{label}.",
+            app_id=f"test-{label}",
+            extra_env=extra_env,
+        )
+        started.append(worker)
+        return worker
+
+    yield make
+    for worker in started:
+        if worker.process is not None and worker.process.poll() is None:
+            worker.kill()
+
+
+@pytest.fixture
+def make_publisher(broker: EmbeddedBroker) -> Iterator[Callable[[str], Publisher]]:
+    publishers: list[Publisher] = []
+
+    def make(topic_prefix: str) -> Publisher:
+        publisher = Publisher(broker.bootstrap, topic_prefix)
+        publishers.append(publisher)
+        return publisher
+
+    yield make
+    for publisher in publishers:
+        publisher.close()
