@@ -8,7 +8,7 @@ import contextlib
 import re
 import urllib.request
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -25,6 +25,10 @@ from salespulse.streams.settings import Settings
 REFRESH_SECONDS = 2.0
 TOP_REPS = 5
 
+_OVERVIEW_COLUMNS = (
+    "visits", "calls", "calls_connected", "new_customers", "deals_created", "deals_won", "deals_lost",
+    "won_amount", "csat_satisfied", "csat_count", "nps_promoters", "nps_detractors", "nps_count",
+)  # fmt: skip
 _COUNTER = re.compile(r"^salespulse_events_(consumed|accepted|duplicate|rejected)_total\{(.*)\} ([0-9.e+]+)$")
 
 
@@ -82,46 +86,27 @@ class Dashboard:
         month_start = today.replace(day=1)
         currency = self.settings.reporting_currency
 
-        (today_row,) = self._rows(
-            "SELECT sum(visits), sum(calls), sum(calls_connected), sum(new_customers), sum(deals_created), "
-            "sum(deals_won), sum(deals_lost), sum(won_amount), sum(csat_count), sum(nps_count) "
-            f"FROM kpi_daily WHERE level = 'company' AND day = '{today}'"
-        ) or [(0,) * 10]
-        (month_row,) = self._rows(
-            "SELECT sum(deals_won), sum(deals_lost), sum(won_amount), sum(csat_satisfied), sum(csat_count), "
-            "sum(nps_promoters), sum(nps_detractors), sum(nps_count) "
-            f"FROM kpi_daily WHERE level = 'company' AND day >= '{month_start}'"
-        ) or [(0,) * 8]
+        kpis = self._company_kpis(today, month_start)
+        overview = Table(title=f"Company KPIs ({tz})")
+        overview.add_column("")
+        overview.add_column(f"today {today:%m-%d}", justify="right")
+        overview.add_column(f"since {month_start:%m-%d}", justify="right")
+        for label, render in (
+            ("visits", lambda k: str(k["visits"])),
+            ("calls (connected)", lambda k: f"{k['calls']} ({k['calls_connected']})"),
+            ("new customers", lambda k: str(k["new_customers"])),
+            ("deals created", lambda k: str(k["deals_created"])),
+            ("won / lost", lambda k: f"{k['deals_won']} / {k['deals_lost']}"),
+            ("win rate", lambda k: _percent(k["deals_won"], k["deals_won"] + k["deals_lost"])),
+            (f"revenue {currency}", lambda k: _money(k["won_amount"])),
+            ("avg deal size", lambda k: _money(k["won_amount"] / k["deals_won"]) if k["deals_won"] else "–"),
+            ("CSAT", lambda k: _percent(k["csat_satisfied"], k["csat_count"])),
+            ("NPS", lambda k: f"{100 * (k['nps_promoters'] - k['nps_detractors']) / k['nps_count']:.0f}"
+             if k["nps_count"] else "–"),
+        ):  # fmt: skip
+            overview.add_row(label, render(kpis["today"]), render(kpis["month"]))
 
-        activity = Table(title=f"Today ({today}, {tz})", expand=True)
-        for column in (
-            "visits",
-            "calls (connected)",
-            "new customers",
-            "deals created",
-            "won / lost",
-            f"won {currency}",
-        ):
-            activity.add_column(column, justify="right")
-        visits, calls, connected, new_customers, created, won, lost, won_amount = today_row[:8]
-        activity.add_row(
-            str(visits or 0), f"{calls or 0} ({connected or 0})", str(new_customers or 0), str(created or 0),
-            f"{won or 0} / {lost or 0}", _money(won_amount),
-        )  # fmt: skip
-
-        m_won, m_lost, m_amount, satisfied, csat, promoters, detractors, nps = month_row
-        month = Table(title=f"This month (since {month_start})", expand=True)
-        for column in ("win rate", f"revenue {currency}", "avg deal size", "CSAT", "NPS"):
-            month.add_column(column, justify="right")
-        month.add_row(
-            _percent(m_won, (m_won or 0) + (m_lost or 0)),
-            _money(m_amount),
-            _money(Decimal(m_amount or 0) / m_won) if m_won else "–",
-            _percent(satisfied, csat),
-            f"{100 * ((promoters or 0) - (detractors or 0)) / nps:.0f}" if nps else "–",
-        )
-
-        regions = Table(title=f"Revenue by region this month ({currency})", expand=True)
+        regions = Table(title=f"Revenue by region this month ({currency})")
         regions.add_column("region")
         regions.add_column("won", justify="right")
         regions.add_column("revenue", justify="right")
@@ -131,7 +116,7 @@ class Dashboard:
         ):
             regions.add_row(region, str(region_won), _money(revenue))
 
-        reps = Table(title=f"Top reps this month (月度最佳销售, {currency})", expand=True)
+        reps = Table(title=f"Top reps this month (月度最佳销售, {currency})")
         reps.add_column("#", justify="right")
         reps.add_column("rep")
         reps.add_column("revenue", justify="right")
@@ -147,7 +132,7 @@ class Dashboard:
         ):
             reps.add_row(str(rank), rep, _money(revenue), str(rep_won), str(rep_visits))
 
-        pipeline = Table(title=f"Open pipeline ({currency})", expand=True)
+        pipeline = Table(title=f"Open pipeline ({currency})")
         for column in ("stage", "open deals", "amount", "weighted"):
             pipeline.add_column(column, justify="right" if column != "stage" else "left")
         for stage, deals, amount, weighted in self._rows(
@@ -156,19 +141,38 @@ class Dashboard:
         ):
             pipeline.add_row(stage, str(deals), _money(amount), _money(weighted))
 
+        # Two columns, so the whole screen fits a normal terminal.
+        layout = Table.grid(expand=True, padding=(0, 2))
+        layout.add_column(ratio=1)
+        layout.add_column(ratio=1)
+        layout.add_row(overview, reps)
+        layout.add_row(regions, pipeline)
         return Group(
-            activity,
-            month,
-            regions,
-            reps,
-            pipeline,
+            layout,
             Text(self._pipeline_health(), style="dim"),
             Text(
-                f"Query the views: salespulse sql \"SELECT * FROM kpi_daily WHERE day = today() AND level = 'team'\"  "
-                f"·  curl 'http://{self.settings.sql_host}:{self.settings.sql_port}/?query=SELECT+1'  ·  Ctrl-C stops",
+                "query:  salespulse sql \"SELECT * FROM kpi_daily WHERE day = today() AND level = 'team'\"",
+                style="dim",
+            ),
+            Text(
+                f"        curl 'http://{self.settings.sql_host}:{self.settings.sql_port}/?database="
+                f"{self.settings.clickhouse_database}&query=SELECT+*+FROM+pipeline_current'   ·   Ctrl-C stops",
                 style="dim",
             ),
         )
+
+    def _company_kpis(self, today: date, month_start: date) -> dict[str, dict[str, Any]]:
+        """Company totals of the dashboard's KPI columns for today and for the month so far."""
+        columns = list(_OVERVIEW_COLUMNS)
+        sums = ", ".join(
+            f"sumIf({column}, day = '{today}'), sumIf({column}, day >= '{month_start}')" for column in columns
+        )
+        rows = self._rows(f"SELECT {sums} FROM kpi_daily WHERE level = 'company' AND day >= '{month_start}'")
+        values = rows[0] if rows else (0,) * (2 * len(columns))
+        return {
+            "today": {column: values[2 * i] or 0 for i, column in enumerate(columns)},
+            "month": {column: values[2 * i + 1] or 0 for i, column in enumerate(columns)},
+        }
 
     def _pipeline_health(self) -> str:
         url = f"http://{self.settings.web_host}:{self.settings.web_port}/metrics"

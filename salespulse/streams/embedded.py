@@ -109,7 +109,7 @@ def _healthy(url: str) -> bool:
 
 def run_up(settings: Settings, options: EmbeddedOptions, console: Console | None = None) -> int:
     """Run the embedded mode until interrupted; returns the process exit code."""
-    console = console or Console()
+    console = console or Console(soft_wrap=True)
     host = "127.0.0.1"
     broker_port = int(settings.broker.rsplit(":", 1)[1])
     try:
@@ -118,7 +118,7 @@ def run_up(settings: Settings, options: EmbeddedOptions, console: Console | None
         if settings.sql_port:
             require_free_port(settings.sql_host, settings.sql_port, "ClickHouse query endpoint", "--sql-port")
     except PortTaken as taken:
-        console.print(f"[bold red]error:[/] {taken}", highlight=False)
+        console.print(f"[bold red]error:[/] {taken}", highlight=False, soft_wrap=True)
         return 2
 
     data_dir = settings.data_dir.resolve()

@@ -104,7 +104,7 @@ SELECT
     updated_at,
     original_amount,
     original_currency,
-    lost_reason
+    nullIf(lost_reason, '') AS lost_reason
 FROM $db.deals_attributed;
 
 -- Daily KPIs per rep, team, region and company (SPEC §4). Each source contributes to the day

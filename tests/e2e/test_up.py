@@ -1,0 +1,154 @@
+"""`salespulse up` as a user runs it: start, query, stop with SIGTERM, start again, lose nothing."""
+
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import clickhouse_connect
+import pytest
+
+from salespulse.streams.broker import free_port
+from tests.scenario import build_scenario
+from tests.support.pipeline import (
+    actual_views,
+    assert_views_equal,
+    expected_for,
+    publish_events,
+    publish_org,
+    scenario_env,
+    wait_consumed,
+)
+from tests.support.processes import Publisher, WorkerProcess
+
+pytestmark = pytest.mark.e2e
+
+SCENARIO = build_scenario()
+
+
+class Up:
+    """A running `salespulse up`, seen through the same ports a user would use."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.broker_port, self.web_port, self.sql_port = free_port(), free_port(), free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        # The view helpers only need the ports and topic prefix of the worker `up` runs.
+        self.worker = WorkerProcess(
+            broker=f"127.0.0.1:{self.broker_port}",
+            data_dir=data_dir,
+            topic_prefix="crm.",
+            app_id="salespulse",
+            web_port=self.web_port,
+            sql_port=self.sql_port,
+        )
+
+    def start(self) -> None:
+        env = self.worker.env()
+        env.update(scenario_env(SCENARIO))
+        for name in (
+            "SALESPULSE_BROKER",
+            "SALESPULSE_WEB_PORT",
+            "SALESPULSE_SQL_PORT",
+            "SALESPULSE_DATA_DIR",
+        ):
+            env.pop(name)  # `up` takes these from its flags
+        log = (self.data_dir.parent / f"up-{self.data_dir.name}.log").open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "salespulse", "up", "--data-dir", str(self.data_dir),
+             "--broker-port", str(self.broker_port), "--web-port", str(self.web_port),
+             "--sql-port", str(self.sql_port), "--no-dashboard"],
+            env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        self.worker.wait_healthy()
+
+    def sigterm(self) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(90)
+
+
+@pytest.fixture
+def up(tmp_path: Path) -> Iterator[Up]:
+    running = Up(tmp_path / "data")
+    yield running
+    if running.process is not None and running.process.poll() is None:
+        running.process.kill()
+
+
+def test_sigterm_then_restart_on_the_same_data_dir_loses_nothing(up: Up) -> None:
+    half = len(SCENARIO.events) // 2
+    first, second = SCENARIO.events[:half], SCENARIO.events[half:]
+
+    up.start()
+    publisher = Publisher(up.worker.broker, "crm.")
+    sent = publish_org(publisher, SCENARIO.org) + publish_events(publisher, first)
+    publisher.close()
+    wait_consumed(up.worker, sent)
+    assert up.sigterm() == 0
+
+    # The broker kept messages in memory and is gone; ClickHouse kept everything accepted.
+    up.start()
+    publisher = Publisher(up.worker.broker, "crm.")
+    sent = publish_events(publisher, second)
+    publisher.close()
+    wait_consumed(up.worker, sent)
+
+    assert_views_equal(actual_views(up.worker), expected_for(SCENARIO))
+    assert up.sigterm() == 0
+
+
+def test_the_query_endpoint_serves_clickhouse_clients_and_refuses_writes(up: Up) -> None:
+    up.start()
+    publisher = Publisher(up.worker.broker, "crm.")
+    sent = publish_org(publisher, SCENARIO.org) + publish_events(publisher, SCENARIO.events[:300])
+    publisher.close()
+    wait_consumed(up.worker, sent)
+    expected = expected_for(SCENARIO, SCENARIO.events[:300])
+
+    client = clickhouse_connect.get_client(host="127.0.0.1", port=up.sql_port, database="salespulse")
+    deals = client.query("SELECT count() FROM deals_current").result_rows[0][0]
+    assert deals == len(expected["deals_current"])
+    visits = client.query(
+        "SELECT sum(visits) FROM kpi_daily WHERE level = {level:String}", parameters={"level": "company"}
+    ).result_rows[0][0]
+    assert visits == sum(row[3] for row in expected["kpi_daily"] if row[1] == "company")
+
+    curl = ["curl", "-s", "-S", f"http://127.0.0.1:{up.sql_port}/"]
+    count = subprocess.run(
+        [*curl[:-1], f"{curl[-1]}?database=salespulse&query=SELECT+count()+FROM+deals_current"],
+        capture_output=True, check=True, text=True,
+    ).stdout  # fmt: skip
+    assert count == f"{deals}\n"
+    events_before = client.query("SELECT count() FROM events").result_rows[0][0]
+    for statement in (
+        "INSERT INTO salespulse.events (event_id) VALUES ('forged')",
+        "DROP TABLE salespulse.events",
+        "CREATE TABLE salespulse.extra (a UInt8) ENGINE = Memory",
+    ):
+        reply = subprocess.run([*curl, "-w", "\n%{http_code}", "--data-binary", statement],
+                               capture_output=True, check=True, text=True).stdout  # fmt: skip
+        body, status = reply.rsplit("\n", 1)
+        assert status == "500" and "Code: 164" in body and "(READONLY)" in body, reply
+        with pytest.raises(Exception, match="READONLY"):
+            client.command(statement)
+    assert client.query("SELECT count() FROM events").result_rows[0][0] == events_before
+    assert client.query("EXISTS TABLE salespulse.extra").result_rows[0][0] == 0
+    assert up.sigterm() == 0
+
+
+def test_a_taken_port_is_refused_with_a_clear_message(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "salespulse", "up", "--data-dir", str(tmp_path), "--broker-port", str(port),
+             "--no-dashboard"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert result.returncode == 2
+    assert f"port {port} on 127.0.0.1 is already in use" in result.stdout
+    assert "--broker-port" in result.stdout
