@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from salespulse.schemas.alerts import StallAlert
 from salespulse.schemas.events import ACTIVITY_MODELS
 from salespulse.schemas.reference import REFERENCE_MODELS
 
@@ -26,11 +27,13 @@ def json_schema(model: type[BaseModel], type_name: str, *, is_event: bool) -> di
 
 
 def all_schemas() -> dict[str, dict[str, Any]]:
-    """Every exported schema, by file stem (visit, call, deal, feedback, org, targets, customers)."""
+    """Every exported schema, by file stem (the event types, the reference record types, alerts)."""
     schemas = {name: json_schema(model, name, is_event=True) for name, model in ACTIVITY_MODELS.items()}
     schemas.update(
         {name: json_schema(model, name, is_event=False) for name, model in REFERENCE_MODELS.items()}
     )
+    alert = StallAlert.model_json_schema(mode="serialization")
+    schemas["alert"] = {"$schema": JSON_SCHEMA_DIALECT, **alert, "title": "salespulse stall alert transition"}
     return schemas
 
 

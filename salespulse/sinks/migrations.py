@@ -84,10 +84,17 @@ def apply_migrations(client: Client, settings: Settings) -> list[int]:
 
 
 def create_views(client: Client, settings: Settings) -> None:
-    """(Re)create the contract views with the current settings."""
-    sql = Template(_sql_files()["views.sql"]).substitute(view_parameters(settings))
-    for statement in statements(sql):
-        client.command(statement)
+    """(Re)create the contract views with the current settings.
+
+    ``views.sql`` first (the deal and KPI views others build on), then every other
+    ``views_*.sql`` file in name order.
+    """
+    files = _sql_files()
+    names = ["views.sql", *sorted(name for name in files if name.startswith("views_"))]
+    parameters = view_parameters(settings)
+    for name in names:
+        for statement in statements(Template(files[name]).substitute(parameters)):
+            client.command(statement)
 
 
 def schema_version(client: Client, settings: Settings) -> int:
