@@ -48,7 +48,15 @@ def migrations() -> list[tuple[int, str, str]]:
 
 def view_parameters(settings: Settings) -> dict[str, str]:
     probabilities = {f"p_{stage}": str(value) for stage, value in settings.stage_probabilities.items()}
+    # "Now" for views that compare with the present (stalls, pacing, follow-ups): the wall clock,
+    # or with --clock event the latest occurred_at accepted, so that a replay gives the same rows.
+    now = (
+        "now64(6, 'UTC')"
+        if settings.clock == "wall"
+        else f"(SELECT toDateTime64(max(occurred_at), 6, 'UTC') FROM {settings.clickhouse_database}.events)"
+    )
     return {
+        "now": now,
         "db": settings.clickhouse_database,
         "tz": settings.reporting_timezone,
         "currency": settings.reporting_currency,

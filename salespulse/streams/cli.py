@@ -303,6 +303,9 @@ def schema_export(
         console.print(f"wrote {path}")
 
 
+# --- more commands are added above this line -------------------------------------------------
+
+
 def main() -> None:
     # Faust reads the log level from its own environment; keep its banner quiet in our CLI.
     os.environ.setdefault("F_QUIET", "1")
