@@ -93,6 +93,18 @@ class Metrics:
             "1 when the last write to ClickHouse succeeded, 0 during an outage.",
             registry=r,
         )
+        self.stalled_deals = Gauge(
+            "salespulse_stalled_deals",
+            "Open deals with an open stall alert, by rule and severity (this worker's deals).",
+            ["region", "team", "stage", "reason", "severity"],
+            registry=r,
+        )
+        self.alert_transitions = Counter(
+            "salespulse_alert_transitions_total",
+            "Stall alert transitions published to the alerts topic.",
+            ["reason", "state"],
+            registry=r,
+        )
         self.worker_info = Gauge(
             "salespulse_worker_info",
             "Static information about the worker.",

@@ -18,6 +18,7 @@ from salespulse.sinks.metrics import Metrics
 from salespulse.streams.health import Health
 from salespulse.streams.ingest import IngestService
 from salespulse.streams.settings import Settings
+from salespulse.streams.stall_monitor import StallMonitor
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,10 @@ def create_app(settings: Settings, metrics: Metrics, health: Health) -> faust.Ap
 
 def worker_services(settings: Settings, metrics: Metrics, health: Health) -> list[Service]:
     """The services a worker runs beside the Faust app."""
-    services: list[Service] = [IngestService(settings, metrics, health)]
+    ingest = IngestService(settings, metrics, health)
+    monitor = StallMonitor(settings, metrics, ingest.sink_ready, ingest.owned_deal_partitions)
+    ingest.flush_listeners.append(monitor.wake)
+    services: list[Service] = [ingest, monitor]
     if settings.uses_embedded_clickhouse and settings.sql_port:
         from salespulse.sinks.query_endpoint import QueryEndpoint
 

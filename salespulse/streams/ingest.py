@@ -21,6 +21,7 @@ import logging
 import random
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -28,6 +29,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import ConsumerRecord
+from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 from mode import Service
 
 from salespulse.schemas.events import ActivityEvent
@@ -43,6 +45,11 @@ from salespulse.streams.topics import Topics, ensure_topics
 log = logging.getLogger(__name__)
 
 RETRY_FIRST_SECONDS = 0.5
+
+
+class MigrationFailed(RuntimeError):
+    """ClickHouse rejected a migration or view definition: a bug or an incompatible server."""
+
 RETRY_MAX_SECONDS = 30.0
 
 
@@ -92,9 +99,12 @@ class IngestService(Service):
         self.producer: AIOKafkaProducer | None = None
         self._pending = PendingBatch()
         self._flush_lock = asyncio.Lock()
+        self.sink_ready = asyncio.Event()  # ClickHouse is migrated: others may query it
+        self.flush_listeners: list[Callable[[], None]] = []  # told after each flush that wrote events
 
     async def on_start(self) -> None:
         self.sink = await self._open_sink()
+        self.sink_ready.set()
         await self._retry("create topics", lambda: ensure_topics(self.settings))
         self.producer = AIOKafkaProducer(
             bootstrap_servers=self.settings.broker,
@@ -202,6 +212,16 @@ class IngestService(Service):
             written_at = time.time()
             await self._commit(pending.next_offsets)
             self._record(pending, outcome, written_at)
+            if pending.rows:
+                for listener in self.flush_listeners:
+                    listener()
+
+    def owned_deal_partitions(self) -> set[int]:
+        """Partitions of the deals topic assigned to this worker (the deals it watches for stalls)."""
+        if self.consumer is None:
+            return set()
+        deals = self.topics.for_type("deal")
+        return {partition.partition for partition in self.consumer.assignment() if partition.topic == deals}
 
     async def _publish_rejections(self, rejected: list[RejectedMessage]) -> None:
         if not rejected:
@@ -295,9 +315,17 @@ class IngestService(Service):
                     ).set(max(0, highwater - next_offset))
 
     async def _open_sink(self) -> ClickHouseSink:
-        return await self._retry(
-            "open ClickHouse", lambda: asyncio.to_thread(ClickHouseSink.open, self.settings), sink=True
-        )
+        async def open_sink() -> ClickHouseSink:
+            try:
+                return await asyncio.to_thread(ClickHouseSink.open, self.settings)
+            except DatabaseError as error:
+                if isinstance(error, OperationalError):
+                    raise  # ClickHouse unreachable: worth retrying
+                # ClickHouse answered and refused a migration: retrying cannot help.
+                log.critical("ingest: ClickHouse refused the schema migration: %s", error)
+                raise MigrationFailed(str(error)) from error
+
+        return await self._retry("open ClickHouse", open_sink, sink=True)
 
     async def _retry(self, what: str, action: Any, sink: bool = False) -> Any:
         """Run ``action`` until it succeeds, backing off between attempts."""
@@ -306,7 +334,7 @@ class IngestService(Service):
             try:
                 return await action()
             except Exception as error:
-                if self.should_stop:
+                if self.should_stop or isinstance(error, MigrationFailed):
                     raise
                 log.warning("ingest: could not %s (%s: %s); retrying in %.1fs", what, type(error).__name__,
                             str(error)[:300], delay)  # fmt: skip

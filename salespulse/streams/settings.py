@@ -5,6 +5,7 @@ may be overridden by a CLI flag. A bad value stops start-up with a message namin
 variable, the value and what is expected (see :func:`describe_settings_error`).
 """
 
+import tomllib
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -15,6 +16,12 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from salespulse.schemas.events import OPEN_STAGES
+from salespulse.streams.stalls import (
+    DEFAULT_IDLE_DAYS,
+    DEFAULT_OVERDUE_CRITICAL_DAYS,
+    DEFAULT_STAGE_DAYS,
+    StallRules,
+)
 
 ENV_PREFIX = "SALESPULSE_"
 
@@ -87,6 +94,27 @@ class Settings(BaseSettings):
         default="wall", description="'wall': now is the wall clock; 'event': now is the latest occurred_at."
     )
 
+    # --- Stalled opportunities (SPEC §6) ---------------------------------------------------------
+    stall_idle_days: Annotated[dict[str, int], NoDecode] = Field(
+        default_factory=dict,
+        description="Days without linked activity before an open deal is idle, per stage.",
+    )
+    stall_stage_days: Annotated[dict[str, int], NoDecode] = Field(
+        default_factory=dict, description="Days in one stage before a deal is stuck, per stage."
+    )
+    stall_overdue_critical_days: int | None = Field(default=None, ge=0, le=3650)
+    stall_rules_file: Path | None = Field(
+        default=None,
+        description="TOML file with [idle_days], [stage_days], overdue_critical_days, [[webhooks]].",
+    )
+    stall_check_interval_seconds: float = Field(default=30.0, gt=0, le=3600)
+    webhooks: str | None = Field(default=None, description="JSON list of webhook targets (see README).")
+    notify_max_age_hours: float = Field(
+        default=24.0,
+        gt=0,
+        description="Transitions older than this (event time) go to the topic, not to webhooks.",
+    )
+
     # --- Ingest ------------------------------------------------------------------------------
     flush_interval_seconds: float = Field(default=0.5, gt=0, le=60)
     max_batch_events: int = Field(default=20_000, ge=1, le=1_000_000)
@@ -101,7 +129,9 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
 
-    @field_validator("currency_rates", "stage_probabilities", mode="before")
+    @field_validator(
+        "currency_rates", "stage_probabilities", "stall_idle_days", "stall_stage_days", mode="before"
+    )
     @classmethod
     def _mapping_from_text(cls, value: Any) -> Any:
         return _parse_mapping(value)
@@ -128,6 +158,18 @@ class Settings(BaseSettings):
                 raise ValueError(f"probability for {stage} must be between 0 and 1 with at most 4 decimals")
         return {stage: merged[stage] for stage in OPEN_STAGES}
 
+    @field_validator("stall_idle_days", "stall_stage_days")
+    @classmethod
+    def _days_per_open_stage(cls, days: dict[str, int]) -> dict[str, int]:
+        return _check_days_per_stage(days)
+
+    @field_validator("stall_rules_file")
+    @classmethod
+    def _rules_file_is_valid(cls, path: Path | None) -> Path | None:
+        if path is not None:
+            load_rules_file(path)  # reports every problem at start-up, not at the first stall
+        return path
+
     @field_validator("reporting_timezone")
     @classmethod
     def _known_timezone(cls, name: str) -> str:
@@ -148,6 +190,26 @@ class Settings(BaseSettings):
             )
         return self
 
+    def stall_rules(self) -> StallRules:
+        """Thresholds: the SPEC defaults, then the rules file, then SALESPULSE_STALL_* variables."""
+        from_file = load_rules_file(self.stall_rules_file) if self.stall_rules_file else {}
+        critical_days = self.stall_overdue_critical_days
+        if critical_days is None:
+            critical_days = from_file.get("overdue_critical_days", DEFAULT_OVERDUE_CRITICAL_DAYS)
+        return StallRules(
+            idle_days={**DEFAULT_IDLE_DAYS, **from_file.get("idle_days", {}), **self.stall_idle_days},
+            stage_days={**DEFAULT_STAGE_DAYS, **from_file.get("stage_days", {}), **self.stall_stage_days},
+            overdue_critical_days=critical_days,
+            timezone=self.reporting_timezone,
+        )
+
+    def webhook_entries(self) -> list[Any]:
+        """Webhook targets as configured: SALESPULSE_WEBHOOKS (JSON list) plus the rules file's [[webhooks]]."""
+        entries: list[Any] = list(orjson.loads(self.webhooks)) if self.webhooks else []
+        if self.stall_rules_file:
+            entries += load_rules_file(self.stall_rules_file).get("webhooks", [])
+        return entries
+
     # --- Derived -------------------------------------------------------------------------------
     @property
     def effective_clickhouse_url(self) -> str:
@@ -165,6 +227,50 @@ class Settings(BaseSettings):
         if currency == self.reporting_currency:
             return Decimal(1)
         return self.currency_rates.get(currency)
+
+
+def _check_days_per_stage(days: dict[str, int]) -> dict[str, int]:
+    unknown = set(days) - set(OPEN_STAGES)
+    if unknown:
+        raise ValueError(f"unknown stage(s) {sorted(unknown)}; open stages are {list(OPEN_STAGES)}")
+    for stage, value in days.items():
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 3650:
+            raise ValueError(f"days for {stage} must be a whole number from 1 to 3650, got {value!r}")
+    return days
+
+
+def load_rules_file(path: Path) -> dict[str, Any]:
+    """Read and check a stall rules file (TOML); every error names the file and the key."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(f"stall rules file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"cannot read stall rules file {path}: {error}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"stall rules file {path} is not valid TOML: {error}") from None
+    known = {"idle_days", "stage_days", "overdue_critical_days", "webhooks"}
+    unknown = set(data) - known
+    if unknown:
+        raise ValueError(
+            f"stall rules file {path}: unknown key(s) {sorted(unknown)}; expected {sorted(known)}"
+        )
+    for table in ("idle_days", "stage_days"):
+        if table in data:
+            if not isinstance(data[table], dict):
+                raise ValueError(f"stall rules file {path}: [{table}] must be a table of stage = days")
+            try:
+                _check_days_per_stage(data[table])
+            except ValueError as error:
+                raise ValueError(f"stall rules file {path}, [{table}]: {error}") from None
+    critical = data.get("overdue_critical_days", DEFAULT_OVERDUE_CRITICAL_DAYS)
+    if isinstance(critical, bool) or not isinstance(critical, int) or not 0 <= critical <= 3650:
+        raise ValueError(
+            f"stall rules file {path}: overdue_critical_days must be a whole number, got {critical!r}"
+        )
+    if not isinstance(data.get("webhooks", []), list):
+        raise ValueError(f"stall rules file {path}: webhooks must be an array of tables ([[webhooks]])")
+    return data
 
 
 def describe_settings_error(error: ValidationError) -> str:

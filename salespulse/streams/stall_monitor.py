@@ -1,0 +1,485 @@
+"""The stall monitor: applies the stall rules (``streams.stalls``) and emits alert transitions.
+
+It runs inside the worker, on a timer and after every flush that brought new events. Each
+round it re-examines only the deals that can have changed:
+
+- deals with events ingested since its watermark (new activity, stage changes, closes);
+- open deals whose rules hold at "now" but have no open alert yet (a threshold was crossed);
+- deals with an open alert (it may have turned critical).
+
+For these it recomputes the episodes from the deal's full history, compares the transitions
+with those already recorded in ``stall_alert_log`` and emits only the new ones: to the log
+(``published = 0``), to the alerts topic, then marks them published. Memory holds the open
+alerts only, so it grows with stalled deals, not with events. With several workers, each
+examines the deals whose hash falls in the partitions of the deals topic it is assigned.
+"""
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from clickhouse_connect.driver.client import Client
+from mode import Service
+
+from salespulse.schemas.alerts import StallAlert
+from salespulse.sinks.clickhouse import connect
+from salespulse.sinks.metrics import Metrics
+from salespulse.streams.settings import Settings
+from salespulse.streams.stalls import DealEvent, DealHistory, Episode, StallRules, episodes
+from salespulse.streams.topics import Topics
+
+log = logging.getLogger(__name__)
+
+LOOKUP_CHUNK = 5_000
+# Rows written while a round reads the watermark may carry an earlier ingested_at: look back
+# this far each round. Re-examining a deal is harmless.
+WATERMARK_OVERLAP = timedelta(seconds=60)
+LOG_COLUMNS = (*StallAlert.model_fields.keys(), "published", "version")
+_STATE_ORDER = {"opened": 0, "escalated": 1, "resolved": 2}
+
+
+def deal_partition(deal_id: str, partitions: int) -> int:
+    """Which partition's owner watches this deal (stable across processes and machines)."""
+    return int.from_bytes(hashlib.blake2b(deal_id.encode(), digest_size=8).digest(), "big") % partitions
+
+
+@dataclass
+class OpenAlert:
+    alert_id: str
+    deal_id: str
+    reason: str
+    severity: str
+    labels: dict[str, str]
+
+
+@dataclass
+class RoundResult:
+    transitions: list[StallAlert] = field(default_factory=list)
+    examined: int = 0
+    watermark: datetime | None = None
+
+
+class StallMonitor(Service):
+    """Watches open deals and emits stall alert transitions (SPEC §6)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: Metrics,
+        ready: asyncio.Event,
+        owned_partitions: Callable[[], set[int] | None] = lambda: None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.settings = settings
+        self.metrics = metrics
+        self.rules: StallRules = settings.stall_rules()
+        self.topics = Topics.from_settings(settings)
+        self.db = settings.clickhouse_database
+        self._ready = ready  # set once the ingest service has migrated ClickHouse
+        self._owned_partitions = owned_partitions  # None: every deal (a single worker)
+        self._wake = asyncio.Event()
+        self._client: Client | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self.open_alerts: dict[str, OpenAlert] = {}
+        self._watermark: datetime | None = None
+        self._watermark_scope: frozenset[int] | None = None  # the partitions it was loaded for
+        self._unconfirmed: list[StallAlert] = []  # recorded, not yet confirmed on the topic
+        self.last_round: RoundResult | None = None
+
+    # --- lifecycle -----------------------------------------------------------------------------
+    async def on_start(self) -> None:
+        await self._ready.wait()
+        self._client = await asyncio.to_thread(connect, self.settings)
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self.settings.broker, client_id=f"{self.settings.app_id}-alerts", acks="all"
+        )
+        await self._producer.start()
+        await asyncio.to_thread(self._load_state)
+        await self._publish_unpublished()
+
+    async def on_stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+        if self._client is not None:
+            await asyncio.to_thread(self._client.close)
+
+    def wake(self) -> None:
+        """Ask for a round soon (called after each flush that wrote events)."""
+        self._wake.set()
+
+    @Service.task
+    async def _rounds(self) -> None:
+        interval = self.settings.stall_check_interval_seconds
+        while not self.should_stop:
+            with contextlib.suppress(TimeoutError):  # a timer tick: look anyway
+                await asyncio.wait_for(self._wake.wait(), timeout=interval)
+            self._wake.clear()
+            try:
+                await self.run_round()
+            except Exception as error:  # ClickHouse or the broker away: the next round retries
+                log.warning(
+                    "stall monitor: round failed (%s: %s); retrying", type(error).__name__, str(error)[:300]
+                )
+                await self.sleep(min(interval, 5.0))
+
+    async def run_round(self) -> RoundResult:
+        """One evaluation: compute, record, publish. Returns what it emitted."""
+        if self._unconfirmed:  # a previous round recorded transitions but could not publish them
+            await self._emit(self._unconfirmed)
+        result = await asyncio.to_thread(self._compute_round)
+        if result.transitions:
+            self._unconfirmed = result.transitions
+            await self._emit(result.transitions)
+        if result.watermark is not None:
+            self._watermark = result.watermark
+            await asyncio.to_thread(self._save_watermark)
+        self._update_gauge()
+        self.last_round = result
+        return result
+
+    # --- one round (runs in a thread: ClickHouse calls block) ------------------------------------
+    def _compute_round(self) -> RoundResult:
+        now = self._now()
+        owned = self._owned_partitions()
+        if now is None or owned == set():
+            return RoundResult()  # no events yet, or no partitions assigned (a rebalance)
+        scope = frozenset(owned) if owned is not None else frozenset(range(self.settings.topic_partitions))
+        if scope != self._watermark_scope:
+            self._watermark = self._load_watermark(scope)
+            self._watermark_scope = scope
+        high = self._scalar(f"SELECT max(ingested_at) FROM {self.db}.events")
+        since = None if self._watermark is None else self._watermark - WATERMARK_OVERLAP
+        candidates = (
+            self._touched_deals(since)
+            | self._newly_stalled(now)
+            | {a.deal_id for a in self.open_alerts.values()}
+        )
+        candidates = {deal for deal in candidates if self._owns(deal)}
+        result = RoundResult(examined=len(candidates))
+        for chunk in _chunks(sorted(candidates), LOOKUP_CHUNK):
+            result.transitions += self._transitions_for(chunk, now)
+        result.transitions.sort(key=lambda t: (t.at, t.deal_id, t.reason, _STATE_ORDER[t.state]))
+        if result.transitions:
+            self._record(result.transitions, published=False)
+        result.watermark = _as_utc(high) if high is not None else None
+        return result
+
+    def _transitions_for(self, deal_ids: Sequence[str], now: datetime) -> list[StallAlert]:
+        histories = self._histories(deal_ids)
+        recorded = self._recorded_transitions(deal_ids)
+        deals = self._deal_info(deal_ids)
+        detected_at = datetime.now(UTC)
+        emitted: list[StallAlert] = []
+        for deal_id in deal_ids:
+            info = deals.get(deal_id)
+            history = histories.get(deal_id)
+            if info is None or history is None:
+                continue
+            live_alerts = set()
+            for episode in episodes(history, self.rules, now):
+                live_alerts.add(episode.alert_id)
+                for transition in episode.transitions(now):
+                    transition_id = f"{episode.alert_id}:{transition.state}"
+                    if transition_id in recorded.get(deal_id, {}):
+                        continue
+                    emitted.append(
+                        _alert(episode, transition.state, transition.at, transition.severity,
+                               transition.resolved_by, info, detected_at, self.settings.reporting_currency)
+                    )  # fmt: skip
+            # An alert the new history no longer supports (a late event rewrote it): resolve it now.
+            for alert_id, states in _alerts_by_id(recorded.get(deal_id, {})).items():
+                if alert_id not in live_alerts and "resolved" not in states and "opened" in states:
+                    opened = states["opened"]
+                    emitted.append(opened.model_copy(update={
+                        "transition_id": f"{alert_id}:resolved", "state": "resolved", "at": now,
+                        "resolved_by": "rule_cleared", "detected_at": detected_at,
+                    }))  # fmt: skip
+        return emitted
+
+    # --- queries ---------------------------------------------------------------------------------
+    def _now(self) -> datetime | None:
+        if self.settings.clock == "wall":
+            return datetime.now(UTC)
+        latest = self._scalar(f"SELECT max(occurred_at) FROM {self.db}.events")
+        # An empty table gives the epoch: no events, nothing to watch.
+        return None if latest is None or _as_utc(latest).year < 1971 else _as_utc(latest)
+
+    def _touched_deals(self, since: datetime | None) -> set[str]:
+        where = "" if since is None else "AND ingested_at > {since:DateTime64(6, 'UTC')}"
+        rows = self._rows(
+            f"SELECT DISTINCT deal_id FROM {self.db}.events WHERE deal_id != '' {where}",
+            {"since": since} if since else None,
+        )
+        return {row[0] for row in rows}
+
+    def _newly_stalled(self, now: datetime) -> set[str]:
+        """Open deals for which some rule holds at ``now`` but no alert is open yet."""
+        idle, stage = self.rules.idle_days, self.rules.stage_days
+
+        def per_stage(days: dict[str, int]) -> str:
+            cases = ", ".join(f"stage = '{name}', {value}" for name, value in days.items())
+            return f"multiIf({cases}, 0)"
+
+        sql = f"""
+            SELECT deal_id FROM {self.db}.deals_current
+            WHERE status = 'open' AND (
+                dateDiff('second', last_activity_at, {{now:DateTime64(6, 'UTC')}}) > {per_stage(idle)} * 86400
+                OR dateDiff('second', stage_entered_at, {{now:DateTime64(6, 'UTC')}}) > {per_stage(stage)} * 86400
+                OR (expected_close_date IS NOT NULL
+                    AND toDate({{now:DateTime64(6, 'UTC')}}, '{self.rules.timezone}') > expected_close_date))
+        """
+        stalled = {row[0] for row in self._rows(sql, {"now": now})}
+        already = {alert.deal_id for alert in self.open_alerts.values()}
+        return stalled - already
+
+    def _histories(self, deal_ids: Sequence[str]) -> dict[str, DealHistory]:
+        rows = self._rows(
+            f"""SELECT deal_id, event_type, occurred_at, stage, expected_close_date
+                FROM {self.db}.events_final WHERE deal_id IN {{ids:Array(String)}}
+                ORDER BY deal_id, occurred_at, ingested_at, src_partition, src_offset""",
+            {"ids": list(deal_ids)},
+        )
+        events: dict[str, list[DealEvent]] = defaultdict(list)
+        activities: dict[str, list[datetime]] = defaultdict(list)
+        for deal_id, event_type, occurred_at, stage, close_date in rows:
+            at = _as_utc(occurred_at)
+            if event_type == "deal":
+                events[deal_id].append(DealEvent(at, stage, close_date))
+            else:
+                activities[deal_id].append(at)
+        return {deal: DealHistory(deal, events[deal], activities[deal]) for deal in events}
+
+    def _recorded_transitions(self, deal_ids: Sequence[str]) -> dict[str, dict[str, StallAlert]]:
+        rows = self._rows(
+            f"SELECT {', '.join(StallAlert.model_fields)} FROM {self.db}.stall_alert_log FINAL "
+            "WHERE deal_id IN {ids:Array(String)}",
+            {"ids": list(deal_ids)},
+        )
+        recorded: dict[str, dict[str, StallAlert]] = defaultdict(dict)
+        for row in rows:
+            alert = _alert_from_row(row)
+            recorded[alert.deal_id][alert.transition_id] = alert
+        return recorded
+
+    def _deal_info(self, deal_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        rows = self._rows(
+            f"""SELECT deal_id, rep_id, team_id, region_id, customer_id, stage, amount
+                FROM {self.db}.deals_current WHERE deal_id IN {{ids:Array(String)}}""",
+            {"ids": list(deal_ids)},
+        )
+        names = ("rep_id", "team_id", "region_id", "customer_id", "stage", "amount")
+        return {row[0]: dict(zip(names, row[1:], strict=True)) for row in rows}
+
+    # --- recording and publishing ----------------------------------------------------------------
+    def _record(self, alerts: Iterable[StallAlert], published: bool) -> None:
+        assert self._client is not None
+        version = time.time_ns()
+        rows = [
+            [*(_column(alert, name) for name in StallAlert.model_fields), int(published), version]
+            for alert in alerts
+        ]
+        self._client.insert("stall_alert_log", rows, column_names=LOG_COLUMNS, database=self.db)
+
+    async def _emit(self, alerts: list[StallAlert]) -> None:
+        await self._publish(alerts)
+        await asyncio.to_thread(self._record, alerts, True)
+        self._unconfirmed = []
+        for alert in alerts:
+            self._apply(alert)
+
+    async def _publish(self, alerts: list[StallAlert]) -> None:
+        producer = self._producer
+        assert producer is not None
+        futures = [
+            await producer.send(
+                self.topics.alerts, alert.model_dump_json().encode(), key=alert.deal_id.encode()
+            )
+            for alert in alerts
+        ]
+        await asyncio.gather(*futures)
+        for alert in alerts:
+            self.metrics.alert_transitions.labels(reason=alert.reason, state=alert.state).inc()
+
+    async def _publish_unpublished(self) -> None:
+        """After a crash: publish what was recorded but not yet confirmed on the topic, once."""
+        pending = await asyncio.to_thread(self._unpublished)
+        if not pending:
+            return
+        on_topic = await self._transition_ids_on_topic()
+        missing = [alert for alert in pending if alert.transition_id not in on_topic]
+        log.info("stall monitor: %d transitions awaited publishing, %d were not on the topic", len(pending),
+                 len(missing))  # fmt: skip
+        if missing:
+            await self._publish(missing)
+        await asyncio.to_thread(self._record, pending, True)
+
+    def _unpublished(self) -> list[StallAlert]:
+        rows = self._rows(
+            f"SELECT {', '.join(StallAlert.model_fields)} FROM {self.db}.stall_alert_log FINAL "
+            "WHERE published = 0 ORDER BY at, deal_id"
+        )
+        return [_alert_from_row(row) for row in rows]
+
+    async def _transition_ids_on_topic(self) -> set[str]:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.broker, group_id=None, enable_auto_commit=False
+        )
+        await consumer.start()
+        try:
+            partitions = [
+                TopicPartition(self.topics.alerts, p)
+                for p in consumer.partitions_for_topic(self.topics.alerts) or ()
+            ]
+            if not partitions:
+                return set()
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            ends = await consumer.end_offsets(partitions)
+            seen: set[str] = set()
+            while any([await consumer.position(p) < ends[p] for p in partitions]):
+                for messages in (await consumer.getmany(timeout_ms=1000)).values():
+                    for message in messages:
+                        try:
+                            seen.add(StallAlert.model_validate_json(message.value).transition_id)
+                        except ValueError:
+                            continue
+            return seen
+        finally:
+            await consumer.stop()
+
+    # --- state -------------------------------------------------------------------------------------
+    def _load_state(self) -> None:
+        rows = self._rows(
+            f"SELECT {', '.join(StallAlert.model_fields)} FROM {self.db}.stall_alert_log FINAL ORDER BY at"
+        )
+        for row in rows:
+            self._apply(_alert_from_row(row))
+
+    # The watermark is kept per deal partition, so it stays right when partitions move between workers.
+    def _owner(self, partition: int) -> str:
+        return f"{self.settings.app_id}:{partition}"
+
+    def _load_watermark(self, scope: frozenset[int]) -> datetime | None:
+        """The oldest watermark of the partitions in scope; None (look at every deal) if one has none."""
+        owners = [self._owner(partition) for partition in sorted(scope)]
+        rows = self._rows(
+            f"SELECT owner, watermark FROM {self.db}.stall_monitor_state FINAL WHERE owner IN {{owners:Array(String)}}",
+            {"owners": owners},
+        )
+        if len(rows) < len(owners):
+            return None
+        return min(_as_utc(row[1]) for row in rows)
+
+    def _save_watermark(self) -> None:
+        if self._watermark is None or self._client is None or self._watermark_scope is None:
+            return
+        now = datetime.now(UTC)
+        rows = [[self._owner(partition), self._watermark, now] for partition in sorted(self._watermark_scope)]
+        self._client.insert(
+            "stall_monitor_state", rows, column_names=["owner", "watermark", "updated_at"], database=self.db
+        )
+
+    def _apply(self, alert: StallAlert) -> None:
+        if alert.state == "resolved":
+            self.open_alerts.pop(alert.alert_id, None)
+            return
+        labels = {
+            "region": alert.region_id,
+            "team": alert.team_id,
+            "stage": alert.stage,
+            "reason": alert.reason,
+        }
+        self.open_alerts[alert.alert_id] = OpenAlert(
+            alert.alert_id, alert.deal_id, alert.reason, alert.severity, labels
+        )
+
+    def _update_gauge(self) -> None:
+        counts: dict[tuple[str, ...], set[str]] = defaultdict(set)
+        for alert in self.open_alerts.values():
+            if self._owns(alert.deal_id):
+                key = (*alert.labels.values(), alert.severity)
+                counts[key].add(alert.deal_id)
+        gauge = self.metrics.stalled_deals
+        gauge.clear()
+        for (region, team, stage, reason, severity), deals in counts.items():
+            gauge.labels(region=region, team=team, stage=stage, reason=reason, severity=severity).set(
+                len(deals)
+            )
+
+    def _owns(self, deal_id: str) -> bool:
+        owned = self._owned_partitions()
+        return owned is None or deal_partition(deal_id, self.settings.topic_partitions) in owned
+
+    # --- helpers ---------------------------------------------------------------------------------------
+    def _rows(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        assert self._client is not None
+        return [tuple(row) for row in self._client.query(sql, parameters=parameters).result_rows]
+
+    def _scalar(self, sql: str) -> Any:
+        rows = self._rows(sql)
+        return rows[0][0] if rows else None
+
+
+def _alert(
+    episode: Episode, state: str, at: datetime, severity: str, resolved_by: str | None,
+    info: dict[str, Any], detected_at: datetime, currency: str,
+) -> StallAlert:  # fmt: skip
+    return StallAlert(
+        alert_id=episode.alert_id,
+        transition_id=f"{episode.alert_id}:{state}",
+        deal_id=episode.deal_id,
+        reason=episode.reason,  # type: ignore[arg-type]
+        state=state,  # type: ignore[arg-type]
+        severity=severity,  # type: ignore[arg-type]
+        at=at,
+        stalled_since=episode.stalled_since,
+        threshold_days=episode.threshold_days,
+        resolved_by=resolved_by,  # type: ignore[arg-type]
+        rep_id=info["rep_id"],
+        team_id=info["team_id"],
+        region_id=info["region_id"],
+        customer_id=info["customer_id"],
+        stage=episode.stage,
+        amount=Decimal(info["amount"]),
+        currency=currency,
+        detected_at=detected_at,
+    )
+
+
+def _column(alert: StallAlert, name: str) -> Any:
+    value = getattr(alert, name)
+    return "" if value is None else value
+
+
+def _alert_from_row(row: Sequence[Any]) -> StallAlert:
+    values = dict(zip(StallAlert.model_fields, row, strict=True))
+    for name in ("at", "stalled_since", "detected_at"):
+        values[name] = _as_utc(values[name])
+    values["resolved_by"] = values["resolved_by"] or None
+    return StallAlert(**values)
+
+
+def _alerts_by_id(transitions: dict[str, StallAlert]) -> dict[str, dict[str, StallAlert]]:
+    by_id: dict[str, dict[str, StallAlert]] = defaultdict(dict)
+    for alert in transitions.values():
+        by_id[alert.alert_id][alert.state] = alert
+    return by_id
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
