@@ -303,6 +303,47 @@ def schema_export(
         console.print(f"wrote {path}")
 
 
+class Severity(StrEnum):
+    warning = "warning"
+    critical = "critical"
+
+
+@cli.command()
+def stalled(
+    region: Annotated[str | None, typer.Option(help="Only this region.")] = None,
+    team: Annotated[str | None, typer.Option(help="Only this team.")] = None,
+    rep: Annotated[str | None, typer.Option(help="Only this rep.")] = None,
+    severity: Annotated[Severity | None, typer.Option(help="Only warning or critical.")] = None,
+    url: Annotated[str | None, typer.Option(help="ClickHouse HTTP URL (default as for `sql`).")] = None,
+    format_: Annotated[
+        OutputFormat, typer.Option("--format", help="table, csv or json.")
+    ] = OutputFormat.table,
+) -> None:
+    """List the deals that are stalled now (idle, stuck or overdue), most urgent first."""
+    from salespulse.streams.querying import QueryFailed, print_result, run_query
+
+    filters = {
+        "region_id": region,
+        "team_id": team,
+        "rep_id": rep,
+        "severity": severity.value if severity else None,
+    }
+    where = (
+        " AND ".join(f"{column} = {{{column}:String}}" for column, value in filters.items() if value) or "1"
+    )
+    sql = (
+        "SELECT deal_id, rep_id, team_id, region_id, customer_id, stage, amount, arrayStringConcat(reasons, ',') "
+        "AS reasons, severity, stalled_since, idle_days FROM stalled_deals "
+        f"WHERE {where} ORDER BY severity = 'critical' DESC, stalled_since, deal_id"
+    )
+    settings = settings_from()
+    try:
+        result = run_query(settings, sql, url, {column: value for column, value in filters.items() if value})
+    except QueryFailed as error:
+        fail(str(error))
+    print_result(result, format_.value, console)
+
+
 # --- more commands are added above this line -------------------------------------------------
 
 

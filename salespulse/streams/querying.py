@@ -46,10 +46,12 @@ def query_client(settings: Settings, url: str | None = None) -> Client:
         ) from None
 
 
-def run_query(settings: Settings, sql: str, url: str | None = None) -> QueryResult:
+def run_query(
+    settings: Settings, sql: str, url: str | None = None, parameters: dict[str, Any] | None = None
+) -> QueryResult:
     client = query_client(settings, url)
     try:
-        result = client.query(sql)
+        result = client.query(sql, parameters=parameters)
     except Exception as error:
         raise QueryFailed(str(error)) from None
     finally:

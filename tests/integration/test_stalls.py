@@ -7,6 +7,8 @@ threshold), not by the code under test.
 """
 
 import asyncio
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -287,6 +289,20 @@ def test_alerts_topic_and_views_hold_exactly_the_expected_transitions(
         if name == "salespulse_stalled_deals"
     }
     assert gauge == {"idle/warning": 1, "idle/critical": 1, "stuck/warning": 1}
+
+    # `salespulse stalled`, as an operator runs it.
+    def cli(*flags: str) -> list[dict[str, Any]]:
+        url = f"http://127.0.0.1:{worker.sql_port}"
+        command = [sys.executable, "-m", "salespulse", "stalled", "--url", url, "--format", "json", *flags]
+        return list(orjson.loads(subprocess.run(command, capture_output=True, check=True, timeout=60).stdout))
+
+    listed = cli()
+    assert [(row["deal_id"], row["reasons"], row["severity"]) for row in listed] == [
+        ("J", "idle,stuck", "critical"),
+        ("I", "idle", "warning"),
+    ]
+    assert [row["deal_id"] for row in cli("--severity", "warning", "--team", "t2")] == ["I"]
+    assert cli("--region", "north") == []
 
     # The same input from scratch gives identical alerts.
     again = run(make_worker, make_publisher)
