@@ -11,6 +11,7 @@ import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from clickhouse_connect.driver.client import Client
 
 from salespulse.sinks.migrations import apply_migrations
 from salespulse.sinks.rows import EVENT_COLUMNS, REFERENCE_COLUMNS, REFERENCE_TABLES
+from salespulse.streams.faults import Faults
 from salespulse.streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -35,13 +37,23 @@ def connect(settings: Settings) -> Client:
     url = settings.effective_clickhouse_url
     if url.startswith("chdb:"):
         Path(url.removeprefix("chdb://")).mkdir(parents=True, exist_ok=True)
-    return clickhouse_connect.get_client(dsn=url)
+    if url.startswith("chdb:"):
+        return clickhouse_connect.get_client(dsn=url)
+    timeout = settings.clickhouse_timeout_seconds
+    return clickhouse_connect.get_client(
+        dsn=url, connect_timeout=min(10.0, timeout), send_receive_timeout=timeout
+    )
 
 
 @dataclass
 class SinkBatch:
-    """What one flush writes: activity rows (EVENT_COLUMNS order) and reference rows by type."""
+    """What one flush writes: activity rows (EVENT_COLUMNS order) and reference rows by type.
 
+    Every row of a batch carries the same ``ingested_at``: that is how a retried write
+    recognises the rows its own earlier attempt managed to insert.
+    """
+
+    ingested_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     events: list[tuple[Any, ...]] = field(default_factory=list)
     references: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
 
@@ -61,6 +73,7 @@ class ClickHouseSink:
     def __init__(self, client: Client, settings: Settings) -> None:
         self.client = client
         self.database = settings.clickhouse_database
+        self.faults = Faults(settings.faults)
 
     @classmethod
     def open(cls, settings: Settings) -> "ClickHouseSink":
@@ -70,8 +83,9 @@ class ClickHouseSink:
         return cls(client, settings)
 
     def write(self, batch: SinkBatch) -> WriteOutcome:
+        self.faults.check_write()
         outcome = WriteOutcome()
-        new_events = self._drop_duplicates(batch.events, outcome)
+        new_events = self._drop_duplicates(batch, outcome)
         if new_events:
             self.client.insert("events", new_events, column_names=EVENT_COLUMNS, database=self.database)
         for record_type, rows in batch.references.items():
@@ -85,31 +99,35 @@ class ClickHouseSink:
             outcome.accepted[record_type] += len(rows)
         return outcome
 
-    def known_event_ids(self, event_ids: Sequence[str]) -> set[str]:
-        """The ids among ``event_ids`` that ClickHouse already holds."""
-        known: set[str] = set()
+    def known_event_ids(self, event_ids: Sequence[str], ingested_at: datetime) -> dict[str, bool]:
+        """The ids among ``event_ids`` that ClickHouse already holds, each mapped to whether the
+        row came from a batch written at ``ingested_at`` (an earlier attempt of this very write)."""
+        known: dict[str, bool] = {}
         for start in range(0, len(event_ids), LOOKUP_CHUNK):
             chunk = list(event_ids[start : start + LOOKUP_CHUNK])
             result = self.client.query(
-                f"SELECT DISTINCT event_id FROM {self.database}.events WHERE event_id IN %(ids)s",
-                parameters={"ids": chunk},
+                f"SELECT event_id, max(ingested_at = %(at)s) FROM {self.database}.events "
+                "WHERE event_id IN %(ids)s GROUP BY event_id",
+                parameters={"ids": chunk, "at": ingested_at},
             )
-            known.update(row[0] for row in result.result_rows)
+            known.update((row[0], bool(row[1])) for row in result.result_rows)
         return known
 
-    def _drop_duplicates(self, rows: list[tuple[Any, ...]], outcome: WriteOutcome) -> list[tuple[Any, ...]]:
+    def _drop_duplicates(self, batch: SinkBatch, outcome: WriteOutcome) -> list[tuple[Any, ...]]:
+        rows = batch.events
         if not rows:
             return rows
-        known = self.known_event_ids(list({row[_EVENT_ID] for row in rows}))
-        fresh = []
+        known = self.known_event_ids(list({row[_EVENT_ID] for row in rows}), batch.ingested_at)
+        fresh, seen = [], set()
         for row in rows:
             event_id, event_type = row[_EVENT_ID], row[_EVENT_TYPE]
-            if event_id in known:
+            if event_id in seen or (event_id in known and not known[event_id]):
                 outcome.duplicates[event_type] += 1
                 continue
-            known.add(event_id)
-            fresh.append(row)
+            seen.add(event_id)
             outcome.accepted[event_type] += 1
+            if event_id not in known:  # else: already written by an earlier attempt of this batch
+                fresh.append(row)
         return fresh
 
     def query_rows(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:

@@ -94,9 +94,29 @@ def run_worker(settings: Settings, **worker_options: Any) -> None:
         *worker_services(settings, metrics, health),
         loglevel=settings.log_level,
         redirect_stdouts=False,
+        logging_config=logging_config(settings),
         **worker_options,
     )
     worker.execute_from_commandline()
+
+
+def logging_config(settings: Settings) -> dict[str, Any] | None:
+    """With ``log_format=json``, one JSON object per log line (for log shippers); else Faust's default."""
+    if settings.log_format != "json":
+        return None
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "json": {
+                "()": "pythonjsonlogger.json.JsonFormatter",
+                "fmt": "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s",
+                "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+            }
+        },
+        "handlers": {"default": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"}},
+        "root": {"level": settings.log_level.upper(), "handlers": ["default"]},
+    }
 
 
 def _redacted(url: str) -> str:

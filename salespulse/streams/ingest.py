@@ -23,7 +23,6 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -38,6 +37,7 @@ from salespulse.sinks.metrics import Metrics
 from salespulse.sinks.rows import RowBuilder, SourcePosition
 from salespulse.streams.decoding import Decoder, Rejection
 from salespulse.streams.dlq import RejectedMessage, dlq_value
+from salespulse.streams.faults import Faults
 from salespulse.streams.health import Health
 from salespulse.streams.settings import Settings
 from salespulse.streams.topics import Topics, ensure_topics
@@ -49,6 +49,7 @@ RETRY_FIRST_SECONDS = 0.5
 
 class MigrationFailed(RuntimeError):
     """ClickHouse rejected a migration or view definition: a bug or an incompatible server."""
+
 
 RETRY_MAX_SECONDS = 30.0
 
@@ -94,6 +95,7 @@ class IngestService(Service):
         self.topics = Topics.from_settings(settings)
         self.decoder = Decoder(settings)
         self.rows = RowBuilder(settings)
+        self.faults = Faults(settings.faults)
         self.sink: ClickHouseSink | None = None
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
@@ -176,7 +178,7 @@ class IngestService(Service):
         if not pending:
             pending.started = time.monotonic()
         info = self.topics.by_name[partition.topic]
-        ingested_at = datetime.now(UTC)
+        ingested_at = pending.rows.ingested_at
         for message in messages:
             position = SourcePosition(partition.topic, partition.partition, message.offset)
             decoded: Any
@@ -208,9 +210,14 @@ class IngestService(Service):
             if not pending:
                 return
             await self._publish_rejections(pending.rejected)
-            outcome = await self._write(pending.rows)
+            self.faults.point("before_write")
+            with self.faults.around("during_write"):
+                outcome = await self._write(pending.rows)
             written_at = time.time()
-            await self._commit(pending.next_offsets)
+            self.faults.point("after_write")
+            with self.faults.around("during_commit"):
+                await self._commit(pending.next_offsets)
+            self.faults.point("after_commit")
             self._record(pending, outcome, written_at)
             if pending.rows:
                 for listener in self.flush_listeners:

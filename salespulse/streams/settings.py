@@ -126,6 +126,16 @@ class Settings(BaseSettings):
     sql_host: str = "127.0.0.1"
     sql_port: int = Field(default=8123, ge=0, le=65535, description="0 disables the query endpoint.")
 
+    clickhouse_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="Longest wait for one ClickHouse request before it is retried.",
+    )
+    faults: str | None = Field(
+        default=None, description="Fault injection for the reliability suite; never set it."
+    )
+
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
 

@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -47,6 +48,7 @@ class WorkerProcess:
     extra_env: dict[str, str] = field(default_factory=dict)
     web_port: int = field(default_factory=free_port)
     sql_port: int = field(default_factory=free_port)
+    query_port: int | None = None  # where to query the views, when not the worker's own endpoint
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
 
@@ -102,6 +104,14 @@ class WorkerProcess:
             self.process.wait(timeout)
         return self.process.returncode
 
+    def health(self) -> tuple[int, dict[str, Any]]:
+        """(HTTP status, body) of /health."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/health", timeout=5) as response:
+                return response.status, orjson.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, orjson.loads(error.read())
+
     def kill(self) -> None:
         """SIGKILL: a crash."""
         assert self.process is not None
@@ -133,7 +143,8 @@ class WorkerProcess:
         )
 
     def client(self) -> Any:
-        return clickhouse_connect.get_client(host="127.0.0.1", port=self.sql_port, database="salespulse")
+        port = self.query_port or self.sql_port
+        return clickhouse_connect.get_client(host="127.0.0.1", port=port, database="salespulse")
 
     def query(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         client = self.client()
