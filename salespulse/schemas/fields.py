@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import AfterValidator, AwareDatetime, Field
+from pydantic import AwareDatetime, Field
 
 # Identifiers of reps, customers, deals, teams...: non-empty, bounded, no surrounding blanks
 # (a trailing space would silently split one rep into two).
@@ -27,22 +27,9 @@ EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 
 
-def _timestamp_in_range(value: datetime) -> datetime:
-    if not EARLIEST <= value < LATEST:
-        raise ValueError(
-            f"timestamp {value.isoformat()} is outside the supported range 1970-01-01 to 2099-12-31"
-        )
-    return value
-
-
-def _date_in_range(value: date) -> date:
-    if not EARLIEST.date() <= value < LATEST.date():
-        raise ValueError(f"date {value.isoformat()} is outside the supported range 1970-01-01 to 2099-12-31")
-    return value
-
-
-Timestamp = Annotated[AwareDatetime, AfterValidator(_timestamp_in_range)]
-CalendarDate = Annotated[date, AfterValidator(_date_in_range)]
+# Checked by pydantic-core itself (not a Python validator): this runs for every event.
+Timestamp = Annotated[AwareDatetime, Field(ge=EARLIEST, lt=LATEST)]
+CalendarDate = Annotated[date, Field(ge=EARLIEST.date(), lt=LATEST.date())]
 
 # Money: JSON numbers or decimal strings ("1234.50"), never NaN or infinity. The bound keeps
 # sums of a year of deals far inside ClickHouse's Decimal(38, 4).

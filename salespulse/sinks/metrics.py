@@ -4,6 +4,8 @@ One ``Metrics`` object per worker process, on its own registry, served at ``/met
 The event counters reconcile: for every type, consumed = accepted + duplicate + rejected.
 """
 
+import bisect
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -18,6 +20,28 @@ disable_created_metrics()
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 DELAY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
+
+
+def observe_many(histogram: Histogram, amounts: list[float]) -> None:
+    """``histogram.observe`` for each amount, in one pass: tens of thousands per batch on the hot path.
+
+    Uses the histogram's bucket values directly (prometheus-client keeps per-bucket counts and a
+    sum); falls back to one observe per amount if that layout ever changes.
+    """
+    bounds = getattr(histogram, "_upper_bounds", None)
+    buckets = getattr(histogram, "_buckets", None)
+    total = getattr(histogram, "_sum", None)
+    if bounds is None or buckets is None or total is None:
+        for amount in amounts:
+            histogram.observe(amount)
+        return
+    counts = [0] * len(bounds)
+    for amount in amounts:
+        counts[bisect.bisect_left(bounds, amount)] += 1
+    for bucket, count in zip(buckets, counts, strict=True):
+        if count:
+            bucket.inc(count)
+    total.inc(sum(amounts))
 
 
 class Metrics:
@@ -111,6 +135,10 @@ class Metrics:
             ["app_id", "clickhouse"],
             registry=r,
         )
+
+    def observe_delays(self, written_at: float, timestamps_ms: list[int]) -> None:
+        """Observe the freshness of every message of a batch at once (one lock per bucket, not per message)."""
+        observe_many(self.event_delay_seconds, [max(0.0, written_at - ms / 1000) for ms in timestamps_ms])
 
     def exposition(self) -> bytes:
         """The text exposition format served at /metrics."""

@@ -64,7 +64,9 @@ def create_app(settings: Settings, metrics: Metrics, health: Health) -> faust.Ap
 def worker_services(settings: Settings, metrics: Metrics, health: Health) -> list[Service]:
     """The services a worker runs beside the Faust app."""
     ingest = IngestService(settings, metrics, health)
-    monitor = StallMonitor(settings, metrics, ingest.sink_ready, ingest.owned_deal_partitions)
+    monitor = StallMonitor(
+        settings, metrics, ingest.sink_ready, ingest.owned_deal_partitions, lambda: ingest.catching_up
+    )
     ingest.flush_listeners.append(monitor.wake)
     services: list[Service] = [ingest, monitor]
     if settings.uses_embedded_clickhouse and settings.sql_port:
@@ -114,7 +116,9 @@ def logging_config(settings: Settings) -> dict[str, Any] | None:
                 "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
             }
         },
-        "handlers": {"default": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"}},
+        "handlers": {
+            "default": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"}
+        },
         "root": {"level": settings.log_level.upper(), "handlers": ["default"]},
     }
 

@@ -23,6 +23,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -34,7 +35,7 @@ from mode import Service
 from salespulse.schemas.events import ActivityEvent
 from salespulse.sinks.clickhouse import ClickHouseSink, SinkBatch, WriteOutcome
 from salespulse.sinks.metrics import Metrics
-from salespulse.sinks.rows import RowBuilder, SourcePosition
+from salespulse.sinks.rows import BatchStamp, RowBuilder, SourcePosition
 from salespulse.streams.decoding import Decoder, Rejection
 from salespulse.streams.dlq import RejectedMessage, dlq_value
 from salespulse.streams.faults import Faults
@@ -58,6 +59,7 @@ RETRY_MAX_SECONDS = 30.0
 class PendingBatch:
     """Messages read since the last flush, decoded, with the offsets that cover them."""
 
+    stamp: BatchStamp = field(default_factory=lambda: BatchStamp.at(datetime.now(UTC)))
     rows: SinkBatch = field(default_factory=SinkBatch)
     rejected: list[RejectedMessage] = field(default_factory=list)
     consumed: Counter[str] = field(default_factory=Counter)
@@ -77,7 +79,7 @@ class _Rebalance(ConsumerRebalanceListener):
         self._service = service
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        await self._service.flush()
+        self._service.drop_unwritten()
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         self._service.health.assigned_partitions = len(assigned)
@@ -100,7 +102,11 @@ class IngestService(Service):
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
         self._pending = PendingBatch()
-        self._flush_lock = asyncio.Lock()
+        # Batches decoded and waiting to be written, one at a time and in order, by _write_batches:
+        # the next batch is read and decoded while the previous one is being written.
+        self._ready: asyncio.Queue[PendingBatch] = asyncio.Queue(maxsize=1)
+        self._written = asyncio.Event()  # set each time the writer finishes a batch
+        self.catching_up = False  # the last batch was full: more is waiting on the broker
         self.sink_ready = asyncio.Event()  # ClickHouse is migrated: others may query it
         self.flush_listeners: list[Callable[[], None]] = []  # told after each flush that wrote events
 
@@ -149,15 +155,28 @@ class IngestService(Service):
 
     @Service.task
     async def _consume(self) -> None:
-        assert self.consumer is not None
+        consumer = self.consumer
+        assert consumer is not None
         max_batch = self.settings.max_batch_events
         interval = self.settings.flush_interval_seconds
         while not self.should_stop:
+            if self._ready.full():
+                # A batch is being written and the next one is ready: wait for the writer, which
+                # signals each batch it finishes. During a long ClickHouse outage, keep polling
+                # (with every partition paused) so the group does not take the consumer for dead.
+                try:
+                    await asyncio.wait_for(self._written.wait(), timeout=1.0)
+                except TimeoutError:
+                    consumer.pause(*consumer.assignment())
+                    await consumer.getmany(timeout_ms=0)
+                    consumer.resume(*consumer.assignment())
+                self._written.clear()
+                continue
             pending = self._pending
             wait = interval if not pending else max(0.0, pending.started + interval - time.monotonic())
             try:
-                records = await self.consumer.getmany(
-                    timeout_ms=int(wait * 1000), max_records=max(1, max_batch - pending.messages)
+                records = await consumer.getmany(
+                    timeout_ms=int(min(wait, 0.5) * 1000), max_records=max(1, max_batch - pending.messages)
                 )
             except KafkaError as error:
                 log.warning("ingest: fetch failed (%s); retrying", error)
@@ -169,16 +188,25 @@ class IngestService(Service):
                     self._decode(partition, messages, self._pending)
                 self.metrics.processing_seconds.observe(time.perf_counter() - started)
             pending = self._pending
-            if pending and (pending.messages >= max_batch or time.monotonic() - pending.started >= interval):
-                await self.flush()
+            full = pending.messages >= max_batch
+            if (
+                pending
+                and (full or time.monotonic() - pending.started >= interval)
+                and not self._ready.full()
+            ):
+                self.catching_up = full
+                self._ready.put_nowait(pending)
+                self._pending = PendingBatch()
 
     def _decode(
         self, partition: TopicPartition, messages: list[ConsumerRecord], pending: PendingBatch
     ) -> None:
         if not pending:
             pending.started = time.monotonic()
+            pending.stamp = BatchStamp.at(datetime.now(UTC))
+            pending.rows.ingested_at = pending.stamp.ingested_at
         info = self.topics.by_name[partition.topic]
-        ingested_at = pending.rows.ingested_at
+        stamp = pending.stamp
         for message in messages:
             position = SourcePosition(partition.topic, partition.partition, message.offset)
             decoded: Any
@@ -193,35 +221,58 @@ class IngestService(Service):
                 )
                 pending.rejected.append(rejected)
             elif isinstance(decoded, ActivityEvent):
-                pending.rows.events.append(self.rows.event_row(decoded, position, ingested_at))
+                pending.rows.events.append(self.rows.event_row(decoded, position, stamp))
             else:
                 pending.rows.references.setdefault(info.type, []).append(
-                    self.rows.reference_row(decoded, position, ingested_at)
+                    self.rows.reference_row(decoded, position, stamp.ingested_at)
                 )
             pending.consumed[info.type] += 1
             pending.message_timestamps_ms.append(message.timestamp)
         pending.messages += len(messages)
         pending.next_offsets[partition] = messages[-1].offset + 1
 
+    @Service.task
+    async def _write_batches(self) -> None:
+        while True:
+            batch = await self._ready.get()
+            try:
+                await self._write_batch(batch)
+            finally:
+                self._ready.task_done()
+                self._written.set()
+
     async def flush(self) -> None:
-        """Make everything read so far durable (DLQ, ClickHouse), then commit its offsets."""
-        async with self._flush_lock:
-            pending, self._pending = self._pending, PendingBatch()
-            if not pending:
-                return
-            await self._publish_rejections(pending.rejected)
-            self.faults.point("before_write")
-            with self.faults.around("during_write"):
-                outcome = await self._write(pending.rows)
-            written_at = time.time()
-            self.faults.point("after_write")
-            with self.faults.around("during_commit"):
-                await self._commit(pending.next_offsets)
-            self.faults.point("after_commit")
-            self._record(pending, outcome, written_at)
-            if pending.rows:
-                for listener in self.flush_listeners:
-                    listener()
+        """Write everything read so far (DLQ, ClickHouse) and commit its offsets; returns when done."""
+        if self._pending:
+            await self._ready.put(self._pending)
+            self._pending = PendingBatch()
+        await self._ready.join()
+
+    def drop_unwritten(self) -> None:
+        """Partitions are being revoked: forget what was read but not yet handed to the writer.
+
+        Its offsets were not committed, so whoever gets the partitions reads it again; the batch
+        being written, if any, completes (its rows are then duplicates to the next owner).
+        """
+        self._pending = PendingBatch()
+        while not self._ready.empty():
+            self._ready.get_nowait()
+            self._ready.task_done()
+
+    async def _write_batch(self, pending: PendingBatch) -> None:
+        await self._publish_rejections(pending.rejected)
+        self.faults.point("before_write")
+        with self.faults.around("during_write"):
+            outcome = await self._write(pending.rows)
+        written_at = time.time()
+        self.faults.point("after_write")
+        with self.faults.around("during_commit"):
+            await self._commit(pending.next_offsets)
+        self.faults.point("after_commit")
+        self._record(pending, outcome, written_at)
+        if pending.rows:
+            for listener in self.flush_listeners:
+                listener()
 
     def owned_deal_partitions(self) -> set[int]:
         """Partitions of the deals topic assigned to this worker (the deals it watches for stalls)."""
@@ -261,26 +312,13 @@ class IngestService(Service):
                 self.health.record_sink_error(error)
                 log.warning("ingest: ClickHouse write failed (%s: %s); retrying in %.1fs", type(error).__name__,
                             str(error)[:300], delay)  # fmt: skip
-                await self._wait_paused(delay)
+                await asyncio.sleep(delay)  # the consume loop pauses fetching meanwhile
                 delay = min(RETRY_MAX_SECONDS, delay * 2) * random.uniform(0.8, 1.2)
                 continue
             self.metrics.sink_write_seconds.observe(time.perf_counter() - started)
             self.metrics.clickhouse_up.set(1)
             self.health.record_sink_ok()
             return outcome
-
-    async def _wait_paused(self, seconds: float) -> None:
-        """Wait without fetching more, while staying a live member of the consumer group."""
-        consumer = self.consumer
-        assert consumer is not None
-        assigned = consumer.assignment()
-        consumer.pause(*assigned)
-        try:
-            deadline = time.monotonic() + seconds
-            while time.monotonic() < deadline and not self.should_stop:
-                await consumer.getmany(timeout_ms=int(min(0.5, deadline - time.monotonic()) * 1000))
-        finally:
-            consumer.resume(*consumer.assignment())
 
     async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
         consumer = self.consumer
@@ -306,8 +344,7 @@ class IngestService(Service):
             metrics.duplicates.labels(type=type_).inc(count)
         for message in pending.rejected:
             metrics.rejected.labels(type=message.record_type, reason=message.rejection.reason).inc()
-        for timestamp_ms in pending.message_timestamps_ms:
-            metrics.event_delay_seconds.observe(max(0.0, written_at - timestamp_ms / 1000))
+        metrics.observe_delays(written_at, pending.message_timestamps_ms)
         metrics.batch_events.observe(pending.messages)
         metrics.last_flush.set(written_at)
         self.health.last_flush_at = written_at

@@ -15,7 +15,6 @@ examines the deals whose hash falls in the partitions of the deals topic it is a
 """
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import time
@@ -40,6 +39,7 @@ from salespulse.streams.topics import Topics
 log = logging.getLogger(__name__)
 
 LOOKUP_CHUNK = 5_000
+MIN_ROUND_GAP_SECONDS = 0.5  # rounds triggered by flushes: at most two a second
 # Rows written while a round reads the watermark may carry an earlier ingested_at: look back
 # this far each round. Re-examining a deal is harmless.
 WATERMARK_OVERLAP = timedelta(seconds=60)
@@ -77,6 +77,7 @@ class StallMonitor(Service):
         metrics: Metrics,
         ready: asyncio.Event,
         owned_partitions: Callable[[], set[int] | None] = lambda: None,
+        catching_up: Callable[[], bool] = lambda: False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -87,6 +88,9 @@ class StallMonitor(Service):
         self.db = settings.clickhouse_database
         self._ready = ready  # set once the ingest service has migrated ClickHouse
         self._owned_partitions = owned_partitions  # None: every deal (a single worker)
+        # While the worker catches up on a backlog every flush touches most deals: evaluating after
+        # each one would redo the same work many times, so only the timer runs rounds then.
+        self._catching_up = catching_up
         self._wake = asyncio.Event()
         self._client: Client | None = None
         self._producer: AIOKafkaProducer | None = None
@@ -120,10 +124,20 @@ class StallMonitor(Service):
     @Service.task
     async def _rounds(self) -> None:
         interval = self.settings.stall_check_interval_seconds
+        last_round = 0.0
+        next_tick = time.monotonic() + interval
         while not self.should_stop:
-            with contextlib.suppress(TimeoutError):  # a timer tick: look anyway
-                await asyncio.wait_for(self._wake.wait(), timeout=interval)
-            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=max(0.01, next_tick - time.monotonic()))
+            except TimeoutError:
+                pass  # the timer: look anyway
+            else:
+                self._wake.clear()
+                if self._catching_up():
+                    continue  # the timer will come
+                await asyncio.sleep(max(0.0, last_round + MIN_ROUND_GAP_SECONDS - time.monotonic()))
+            last_round = time.monotonic()
+            next_tick = last_round + interval
             try:
                 await self.run_round()
             except Exception as error:  # ClickHouse or the broker away: the next round retries

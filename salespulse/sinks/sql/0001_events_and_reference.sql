@@ -23,8 +23,9 @@ CREATE TABLE IF NOT EXISTS $db.events
     call_duration_seconds UInt32,
     call_outcome LowCardinality(String),
     stage LowCardinality(String),
-    amount Decimal(38, 4) COMMENT 'in the reporting currency',
-    original_amount Decimal(38, 10),
+    -- NULL on visits, calls and feedback (and cheap to write for them).
+    amount Nullable(Decimal(38, 4)) COMMENT 'in the reporting currency',
+    original_amount Nullable(Decimal(38, 10)),
     original_currency LowCardinality(String),
     expected_close_date Nullable(Date),
     lost_reason String,
