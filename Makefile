@@ -5,11 +5,12 @@ BIN := $(VENV)/bin
 DEMO_DIR ?= .salespulse-demo
 PYTEST_ARGS ?=
 
-.PHONY: help venv demo test test-unit test-integration lint typecheck check clean
+.PHONY: help venv demo test test-unit test-integration bench bench-short lint typecheck check clean
 
 help:
 	@echo "make demo   run the pipeline on the embedded broker and chDB with simulated CRM traffic"
 	@echo "make test   run the whole test suite"
+	@echo "make bench  the full benchmark (1M events; about 15 minutes), figures in bench-results/full.json"
 	@echo "make lint   ruff and mypy"
 
 $(BIN)/.installed: pyproject.toml
@@ -32,6 +33,12 @@ test-unit: venv
 
 test-integration: venv
 	$(BIN)/pytest tests/integration tests/e2e $(PYTEST_ARGS)
+
+bench: venv
+	$(BIN)/salespulse bench --output bench-results/full.json
+
+bench-short: venv
+	$(BIN)/salespulse bench --short --output bench-results/short.json
 
 lint: venv
 	$(BIN)/ruff check salespulse tests
