@@ -129,6 +129,12 @@ class Metrics:
             ["reason", "state"],
             registry=r,
         )
+        self.followups_due = Gauge(
+            "salespulse_followups_due",
+            "Customers whose regular follow-up is due or overdue (the followup_due view), by team, tier and status.",
+            ["team", "tier", "status"],
+            registry=r,
+        )
         self.worker_info = Gauge(
             "salespulse_worker_info",
             "Static information about the worker.",

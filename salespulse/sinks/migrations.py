@@ -14,6 +14,7 @@ from string import Template
 
 from clickhouse_connect.driver.client import Client
 
+from salespulse.schemas.reference import TIER_FOLLOW_UP_DAYS
 from salespulse.streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ def migrations() -> list[tuple[int, str, str]]:
 
 def view_parameters(settings: Settings) -> dict[str, str]:
     probabilities = {f"p_{stage}": str(value) for stage, value in settings.stage_probabilities.items()}
+    follow_up_days = {f"f_{tier}": str(days) for tier, days in TIER_FOLLOW_UP_DAYS.items()}
     # "Now" for views that compare with the present (stalls, pacing, follow-ups): the wall clock,
     # or with --clock event the latest occurred_at accepted, so that a replay gives the same rows.
     now = (
@@ -61,6 +63,7 @@ def view_parameters(settings: Settings) -> dict[str, str]:
         "tz": settings.reporting_timezone,
         "currency": settings.reporting_currency,
         **probabilities,
+        **follow_up_days,
     }
 
 

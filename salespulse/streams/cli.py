@@ -35,6 +35,10 @@ topics_cli = typer.Typer(
 )
 cli.add_typer(schema_cli, name="schema")
 cli.add_typer(topics_cli, name="topics")
+targets_cli = typer.Typer(
+    help="Sales targets (SMART goals) per rep, team, region or company.", no_args_is_help=True
+)
+cli.add_typer(targets_cli, name="targets")
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -366,6 +370,101 @@ def bench(
         run_bench(options, output, console)
     except BenchFailed as error:
         fail(str(error))
+
+
+@targets_cli.command("import")
+def targets_import(
+    file: Annotated[Path, typer.Argument(help="CSV with a header row, or JSON Lines.", exists=True)],
+    broker: BrokerOption = None,
+) -> None:
+    """Publish targets from a spreadsheet: columns level, entity_id, metric, period, period_start, target.
+
+    Bad rows are listed with their line number and reason (exit code 1); the good rows are
+    published all the same. A later import of the same key replaces the earlier target.
+    """
+    from salespulse.streams.targets_import import import_targets
+
+    settings = settings_from(broker=broker)
+    try:
+        report = import_targets(file, settings)
+    except (ConnectionError, TimeoutError, OSError) as error:
+        fail(str(error))
+    console.print(f"published {report.published} target(s) to {settings.topic_prefix}targets")
+    if report.bad_rows:
+        console.print(f"{len(report.bad_rows)} row(s) not imported:", style="bold red")
+        for bad in report.bad_rows:
+            console.print(f"  {file}:{bad.line}: {bad.reason}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+
+
+class LeaderboardLevel(StrEnum):
+    rep = "rep"
+    team = "team"
+    region = "region"
+
+
+@cli.command()
+def leaderboard(
+    period: Annotated[str, typer.Option(help="month or quarter.")] = "month",
+    level: Annotated[LeaderboardLevel | None, typer.Option(help="Only this level.")] = None,
+    metric: Annotated[
+        str | None, typer.Option(help="won_amount, deals_won, win_rate, activities or csat.")
+    ] = None,
+    top: Annotated[int, typer.Option(help="Ranks to show per level and metric.")] = 3,
+    url: Annotated[str | None, typer.Option(help="ClickHouse HTTP URL (default as for `sql`).")] = None,
+    format_: Annotated[
+        OutputFormat, typer.Option("--format", help="table, csv or json.")
+    ] = OutputFormat.table,
+) -> None:
+    """The current month's (or quarter's) rankings: best rep, best team (月度最佳销售 / 最佳团队)."""
+    from salespulse.streams.querying import QueryFailed, print_result, run_query
+
+    if period not in ("month", "quarter"):
+        fail("--period must be month or quarter")
+    parameters = {"period": period, "level": level.value if level else "", "metric": metric or "", "top": top}
+    # "Current" = the latest period with data, so a replay in --clock event mode shows its own month.
+    sql = (
+        "SELECT period_start, level, metric, rank, entity_id, round(value, 4) AS value FROM leaderboard "
+        "WHERE period = {period:String} AND rank <= {top:UInt32} "
+        "AND period_start = (SELECT max(period_start) FROM leaderboard WHERE period = {period:String}) "
+        "AND ({level:String} = '' OR level = {level:String}) AND ({metric:String} = '' OR metric = {metric:String}) "
+        "ORDER BY indexOf(['rep', 'team', 'region'], level), metric, rank, entity_id"
+    )
+    try:
+        result = run_query(settings_from(), sql, url, parameters)
+    except QueryFailed as error:
+        fail(str(error))
+    print_result(result, format_.value, console)
+
+
+@cli.command()
+def followups(
+    team: Annotated[str | None, typer.Option(help="Only this team.")] = None,
+    rep: Annotated[str | None, typer.Option(help="Only this rep.")] = None,
+    tier: Annotated[str | None, typer.Option(help="Only this tier (A, B or C).")] = None,
+    url: Annotated[str | None, typer.Option(help="ClickHouse HTTP URL (default as for `sql`).")] = None,
+    format_: Annotated[
+        OutputFormat, typer.Option("--format", help="table, csv or json.")
+    ] = OutputFormat.table,
+) -> None:
+    """Customers whose regular follow-up (定期回访) is due or overdue, most overdue first."""
+    from salespulse.streams.querying import QueryFailed, print_result, run_query
+
+    filters = {"team_id": team, "rep_id": rep, "tier": tier}
+    where = (
+        " AND ".join(f"{column} = {{{column}:String}}" for column, value in filters.items() if value) or "1"
+    )
+    sql = (
+        "SELECT customer_id, tier, rep_id, team_id, last_contact_at, due_at, overdue_days, status "
+        f"FROM followup_due WHERE {where} ORDER BY overdue_days DESC, tier, customer_id"
+    )
+    try:
+        result = run_query(
+            settings_from(), sql, url, {column: value for column, value in filters.items() if value}
+        )
+    except QueryFailed as error:
+        fail(str(error))
+    print_result(result, format_.value, console)
 
 
 # --- more commands are added above this line -------------------------------------------------

@@ -108,6 +108,11 @@ class Settings(BaseSettings):
         description="TOML file with [idle_days], [stage_days], overdue_critical_days, [[webhooks]].",
     )
     stall_check_interval_seconds: float = Field(default=30.0, gt=0, le=3600)
+    followup_check_interval_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="How often the follow-ups gauge is refreshed from the followup_due view.",
+    )
     webhooks: str | None = Field(default=None, description="JSON list of webhook targets (see README).")
     notify_max_age_hours: float = Field(
         default=24.0,
