@@ -15,6 +15,7 @@ from mode import Service
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from salespulse.sinks.metrics import Metrics
+from salespulse.streams.alert_notifier import AlertNotifier
 from salespulse.streams.followups import FollowupGauge
 from salespulse.streams.health import Health
 from salespulse.streams.ingest import IngestService
@@ -69,7 +70,12 @@ def worker_services(settings: Settings, metrics: Metrics, health: Health) -> lis
         settings, metrics, ingest.sink_ready, ingest.owned_deal_partitions, lambda: ingest.catching_up
     )
     ingest.flush_listeners.append(monitor.wake)
-    services: list[Service] = [ingest, monitor, FollowupGauge(settings, metrics, ingest.sink_ready)]
+    services: list[Service] = [
+        ingest,
+        monitor,
+        FollowupGauge(settings, metrics, ingest.sink_ready),
+        AlertNotifier(settings, ingest.sink_ready),
+    ]
     if settings.uses_embedded_clickhouse and settings.sql_port:
         from salespulse.sinks.query_endpoint import QueryEndpoint
 

@@ -195,6 +195,13 @@ class Settings(BaseSettings):
         return name
 
     @model_validator(mode="after")
+    def _webhooks_are_valid(self) -> "Settings":
+        from salespulse.sinks.webhooks import parse_targets  # the target model lives with the notifier
+
+        parse_targets(self.webhook_entries())  # every problem reported at start-up
+        return self
+
+    @model_validator(mode="after")
     def _reporting_currency_has_no_rate(self) -> "Settings":
         if (
             self.reporting_currency in self.currency_rates

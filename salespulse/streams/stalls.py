@@ -156,7 +156,14 @@ def _stuck(history: DealHistory, rules: StallRules, now: datetime) -> Iterable[E
             if (end if end is not None else now) > start:
                 resolved_by = None if end is None else (_closing(events[index].stage) or "stage_change")
                 yield Episode(
-                    history.deal_id, "stuck", start, days, entered + timedelta(days=2 * days), end, resolved_by, stage
+                    history.deal_id,
+                    "stuck",
+                    start,
+                    days,
+                    entered + timedelta(days=2 * days),
+                    end,
+                    resolved_by,
+                    stage,
                 )
         run_start = index
 
@@ -170,13 +177,17 @@ def _overdue(history: DealHistory, rules: StallRules, now: datetime) -> Iterable
         end = events[index + 1].at if index + 1 < len(events) else None
         holds_from = None
         if event.stage in OPEN_STAGES and event.expected_close_date is not None:
-            past = datetime.combine(event.expected_close_date + timedelta(days=1), time(), zone).astimezone(UTC)
+            past = datetime.combine(event.expected_close_date + timedelta(days=1), time(), zone).astimezone(
+                UTC
+            )
             holds_from = max(event.at, past)
             if holds_from >= (end if end is not None else now):
                 holds_from = None  # the date only passes after this state ended
         if holds_from is None:
             if episode is not None:  # this event ended it: a close or a date no longer past
-                yield _overdue_episode(history.deal_id, episode, event.at, _closing(event.stage) or "rule_cleared")
+                yield _overdue_episode(
+                    history.deal_id, episode, event.at, _closing(event.stage) or "rule_cleared"
+                )
                 episode = None
             continue
         if episode is not None and holds_from > event.at:

@@ -207,9 +207,9 @@ def in_topic_order(alerts: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
 
 
 def run(make_worker: Callable[..., WorkerProcess], make_publisher: Callable[[str], Publisher],
-        crash_after: int | None = None) -> WorkerProcess:  # fmt: skip
+        crash_after: int | None = None, **extra_env: str) -> WorkerProcess:  # fmt: skip
     """Publish the scenario to a fresh worker; with ``crash_after``, SIGKILL and restart it mid-way."""
-    worker = make_worker(SALESPULSE_CLOCK="event", SALESPULSE_STALL_CHECK_INTERVAL_SECONDS="0.5")
+    worker = make_worker(SALESPULSE_CLOCK="event", SALESPULSE_STALL_CHECK_INTERVAL_SECONDS="0.5", **extra_env)
     worker.start()
     worker.wait_healthy()
     publisher = make_publisher(worker.topic_prefix)
