@@ -19,6 +19,7 @@ from salespulse.streams.alert_notifier import AlertNotifier
 from salespulse.streams.followups import FollowupGauge
 from salespulse.streams.health import Health
 from salespulse.streams.ingest import IngestService
+from salespulse.streams.reference_tables import add_reference_tables, table_summary
 from salespulse.streams.settings import Settings
 from salespulse.streams.stall_monitor import StallMonitor
 
@@ -30,7 +31,8 @@ def create_app(settings: Settings, metrics: Metrics, health: Health) -> faust.Ap
     app = faust.App(
         settings.app_id,
         broker=[f"kafka://{server.strip()}" for server in settings.broker.split(",")],
-        store="memory://",
+        store=f"{settings.table_store}://",
+        datadir=str(settings.data_dir / "tables"),
         autodiscover=False,
         web_enabled=True,
         web_bind=settings.web_host,
@@ -43,6 +45,12 @@ def create_app(settings: Settings, metrics: Metrics, health: Health) -> faust.Ap
         topic_replication_factor=settings.topic_replication,
         producer_acks=-1,
     )
+
+    tables = add_reference_tables(app, settings)
+
+    @app.page("/reference")
+    async def reference_page(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
+        return web.json(table_summary(tables))
 
     @app.page("/metrics")
     async def metrics_page(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:

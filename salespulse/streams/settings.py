@@ -79,6 +79,11 @@ class Settings(BaseSettings):
     )
     clickhouse_database: str = Field(default="salespulse", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     data_dir: Path = Field(default=Path(".salespulse"))
+    table_store: Literal["memory", "rocksdb"] = Field(
+        default="memory",
+        description="Store of the worker's Faust tables: memory (embedded) or rocksdb (production, "
+        "under data_dir/tables).",
+    )
 
     # --- Semantics -------------------------------------------------------------------------
     reporting_currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
