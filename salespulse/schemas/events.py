@@ -42,7 +42,7 @@ class ActivityEvent(BaseModel):
     customer_id: Identifier
     deal_id: Identifier | None = Field(default=None, description="Links the activity to an opportunity.")
     source: ShortText | None = Field(default=None, description="The CRM's name.")
-    schema_version: Annotated[int, Field(ge=1)] = 1
+    schema_version: Annotated[int, Field(ge=1, le=65535)] = 1  # stored as UInt16
     event_type: str | None = Field(
         default=None, description="Optional; when present it must name the topic's event type."
     )

@@ -5,11 +5,12 @@ in the exported JSON Schemas), so each one is chosen to be generous for real dat
 and tight enough that ClickHouse stores every accepted value exactly.
 """
 
+import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AwareDatetime, Field
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field
 
 # Identifiers of reps, customers, deals, teams...: non-empty, bounded, no surrounding blanks
 # (a trailing space would silently split one rep into two).
@@ -27,9 +28,40 @@ EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 
 
-# Checked by pydantic-core itself (not a Python validator): this runs for every event.
-Timestamp = Annotated[AwareDatetime, Field(ge=EARLIEST, lt=LATEST)]
-CalendarDate = Annotated[date, Field(ge=EARLIEST.date(), lt=LATEST.date())]
+# pydantic also reads numbers and digit strings ("1772415000") as Unix times; SPEC §3 asks for
+# RFC 3339 text with an offset, so numbers are refused here and pydantic-core checks the rest.
+_NUMBER = re.compile(r"\s*[+-]?\d+(\.\d*)?\s*")
+
+
+def _not_a_number(value: Any) -> Any:
+    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
+        raise ValueError("must be written as text in ISO 8601 / RFC 3339 form, not as a number")
+    return value
+
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _date_text(value: Any) -> Any:
+    # Lax parsing would also take a datetime at midnight, or a number, as a date.
+    if not isinstance(value, date) and not (isinstance(value, str) and _ISO_DATE.fullmatch(value)):
+        raise ValueError("must be a date written YYYY-MM-DD")
+    return value
+
+
+def _in_range(value: datetime | date) -> datetime | date:
+    low, high = (EARLIEST, LATEST) if isinstance(value, datetime) else (EARLIEST.date(), LATEST.date())
+    if not low <= value < high:
+        raise ValueError("must be from 1970-01-01 up to (not including) 2100-01-01")
+    return value
+
+
+# (strict=False: after a Python validator the value reaches pydantic-core as a str, which strict
+# mode refuses for dates; numbers have been refused, so lax parsing of the text is safe.)
+Timestamp = Annotated[
+    AwareDatetime, BeforeValidator(_not_a_number), AfterValidator(_in_range), Field(strict=False)
+]
+CalendarDate = Annotated[date, BeforeValidator(_date_text), AfterValidator(_in_range), Field(strict=False)]
 
 # Money: JSON numbers or decimal strings ("1234.50"), never NaN or infinity. The bound keeps
 # sums of a year of deals far inside ClickHouse's Decimal(38, 4).

@@ -5,7 +5,7 @@ gets its provenance (topic, partition, offset) and acceptance order.
 """
 
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, Context, Decimal
 from typing import Any, NamedTuple
 
 from salespulse.schemas.events import ActivityEvent, Call, Deal, Feedback, Visit
@@ -15,6 +15,9 @@ from salespulse.streams.settings import Settings
 
 REPORTING_QUANTUM = Decimal("0.0001")
 ORIGINAL_QUANTUM = Decimal("0.0000000001")
+# Enough digits for any accepted amount (< 10^18, any number of decimals) times any rate, so that
+# conversion and rounding are exact: the default context (28 digits) would round early or fail.
+EXACT = Context(prec=80, rounding=ROUND_HALF_EVEN)
 # dedup_version = DEDUP_BASE - acceptance time: the first accepted copy has the largest version.
 DEDUP_BASE = 2**63
 
@@ -119,8 +122,8 @@ class RowBuilder:
         assert rate is not None, "the decoder rejects currencies without a rate"
         return (
             deal.stage,
-            (deal.amount * rate).quantize(REPORTING_QUANTUM, rounding=ROUND_HALF_EVEN),
-            deal.amount.quantize(ORIGINAL_QUANTUM, rounding=ROUND_HALF_EVEN),
+            EXACT.multiply(deal.amount, rate).quantize(REPORTING_QUANTUM, context=EXACT),
+            deal.amount.quantize(ORIGINAL_QUANTUM, context=EXACT),
             currency,
             deal.expected_close_date,
             deal.lost_reason or "",
@@ -146,7 +149,7 @@ class RowBuilder:
                                        record.manager_id, record.region_id, record.effective_from)  # fmt: skip
         elif isinstance(record, TargetRecord):
             values = (record.level, record.entity_id, record.metric, record.period, record.period_start,
-                      record.target.quantize(REPORTING_QUANTUM, rounding=ROUND_HALF_EVEN))  # fmt: skip
+                      record.target.quantize(REPORTING_QUANTUM, context=EXACT))  # fmt: skip
         elif isinstance(record, CustomerRecord):
             values = (record.customer_id, record.tier, record.follow_up_days)
         else:  # pragma: no cover - the models are closed
