@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 
 LOOKUP_CHUNK = 5_000
 MIN_ROUND_GAP_SECONDS = 0.5  # rounds triggered by flushes: at most two a second
+# While the ingest catches up on a backlog, a round sees a half-read history and examines most
+# deals: rounds wait for the backlog, but never longer than this.
+MAX_DEFERRAL_SECONDS = 300.0
 # Rows written while a round reads the watermark may carry an earlier ingested_at: look back
 # this far each round. Re-examining a deal is harmless.
 WATERMARK_OVERLAP = timedelta(seconds=60)
@@ -124,13 +127,16 @@ class StallMonitor(Service):
     @Service.task
     async def _rounds(self) -> None:
         interval = self.settings.stall_check_interval_seconds
-        last_round = 0.0
+        last_round = time.monotonic()
         next_tick = time.monotonic() + interval
         while not self.should_stop:
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=max(0.01, next_tick - time.monotonic()))
             except TimeoutError:
-                pass  # the timer: look anyway
+                # The timer: look anyway, unless a backlog is being read (then within the bound).
+                if self._catching_up() and time.monotonic() - last_round < MAX_DEFERRAL_SECONDS:
+                    next_tick = time.monotonic() + interval
+                    continue
             else:
                 self._wake.clear()
                 if self._catching_up():
