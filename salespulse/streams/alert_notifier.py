@@ -25,7 +25,7 @@ from salespulse.schemas.alerts import StallAlert
 from salespulse.sinks.clickhouse import connect
 from salespulse.sinks.webhooks import Outcome, WebhookNotifier, WebhookTarget, parse_targets
 from salespulse.streams.settings import Settings
-from salespulse.streams.topics import Topics
+from salespulse.streams.topics import Topics, group_consumer
 
 log = logging.getLogger(__name__)
 
@@ -78,17 +78,10 @@ class AlertNotifier(Service):
         self.notifier = WebhookNotifier(
             self.targets, ClickHouseDeliveryLog(self._client, self.settings.clickhouse_database)
         )
-        session_ms = int(self.settings.broker_session_timeout_seconds * 1000)
-        self._consumer = AIOKafkaConsumer(
+        self._consumer = group_consumer(
+            self.settings,
+            "webhooks",
             Topics.from_settings(self.settings).alerts,
-            bootstrap_servers=self.settings.broker,
-            group_id=f"{self.settings.app_id}-webhooks",
-            client_id=f"{self.settings.app_id}-webhooks",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            session_timeout_ms=session_ms,
-            heartbeat_interval_ms=max(100, session_ms // 5),
-            rebalance_timeout_ms=int(self.settings.broker_rebalance_timeout_seconds * 1000),
             max_poll_interval_ms=3_600_000,  # retries with back-off can take minutes
         )
         await self._consumer.start()

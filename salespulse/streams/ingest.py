@@ -41,7 +41,7 @@ from salespulse.streams.dlq import RejectedMessage, dlq_value
 from salespulse.streams.faults import Faults
 from salespulse.streams.health import Health
 from salespulse.streams.settings import Settings
-from salespulse.streams.topics import Topics, ensure_topics
+from salespulse.streams.topics import Topics, ensure_topics, group_consumer
 
 log = logging.getLogger(__name__)
 
@@ -122,16 +122,9 @@ class IngestService(Service):
             max_request_size=4 * 1024 * 1024,
         )
         await self._retry("start the DLQ producer", self.producer.start)
-        session_ms = int(self.settings.broker_session_timeout_seconds * 1000)
-        self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.broker,
-            group_id=f"{self.settings.app_id}-ingest",
-            client_id=f"{self.settings.app_id}-ingest",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            session_timeout_ms=session_ms,
-            heartbeat_interval_ms=max(100, session_ms // 5),
-            rebalance_timeout_ms=int(self.settings.broker_rebalance_timeout_seconds * 1000),
+        self.consumer = group_consumer(
+            self.settings,
+            "ingest",
             max_poll_interval_ms=600_000,
             max_partition_fetch_bytes=8 * 1024 * 1024,
             fetch_max_bytes=64 * 1024 * 1024,

@@ -1,11 +1,14 @@
 """The Kafka topics of SPEC §3 and what each one carries.
 
 Names come from the configurable prefix (``crm.`` by default). Reference topics are
-compacted; the others keep their messages for the broker's retention.
+compacted; the others keep their messages for the broker's retention. The salespulse consumer
+groups are configured here too (group_consumer).
 """
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
+
+from aiokafka import AIOKafkaConsumer
 
 from salespulse.streams.settings import Settings
 
@@ -100,3 +103,24 @@ async def ensure_topics(settings: Settings, timeout_seconds: float = 30.0) -> li
         return [topic.name for topic in wanted]
     finally:
         await admin.close()
+
+
+def group_consumer(settings: Settings, role: str, *topics: str, **options: Any) -> AIOKafkaConsumer:
+    """A consumer in the group ``<app_id>-<role>`` that commits its offsets itself, after its work.
+
+    The session and rebalance timeouts come from the settings (the embedded broker joins groups
+    only after the rebalance timeout, so tests and `up` keep it short).
+    """
+    session_ms = int(settings.broker_session_timeout_seconds * 1000)
+    return AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=settings.broker,
+        group_id=f"{settings.app_id}-{role}",
+        client_id=f"{settings.app_id}-{role}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        session_timeout_ms=session_ms,
+        heartbeat_interval_ms=max(100, session_ms // 5),
+        rebalance_timeout_ms=int(settings.broker_rebalance_timeout_seconds * 1000),
+        **options,
+    )
