@@ -126,7 +126,7 @@ class Settings(BaseSettings):
     )
 
     # --- Ingest ------------------------------------------------------------------------------
-    flush_interval_seconds: float = Field(default=0.5, gt=0, le=60)
+    flush_interval_seconds: float = Field(default=0.25, gt=0, le=60)  # freshness p95 < 1 s at 1,000/s
     max_batch_events: int = Field(default=20_000, ge=1, le=1_000_000)
     max_event_bytes: int = Field(default=65_536, ge=256, le=10_000_000)
 
