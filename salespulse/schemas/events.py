@@ -94,6 +94,17 @@ class Feedback(ActivityEvent):
     """A satisfaction survey answer or a piece of customer feedback."""
 
     EVENT_TYPE: ClassVar[str] = "feedback"
+    # The scale depends on score_type: said in the JSON Schema too, so integrators catch it early.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "allOf": [
+                {
+                    "if": {"properties": {"score_type": {"const": "csat"}}},
+                    "then": {"properties": {"score": {"minimum": 1, "maximum": 5}}},
+                }
+            ]
+        }
+    )
 
     score_type: Literal["csat", "nps"]
     score: Annotated[int, Field(ge=0, le=10)]

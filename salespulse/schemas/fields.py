@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, WithJsonSchema
 
 # Identifiers of reps, customers, deals, teams...: non-empty, bounded, no surrounding blanks
 # (a trailing space would silently split one rep into two).
@@ -58,15 +58,35 @@ def _in_range(value: datetime | date) -> datetime | date:
 
 # (strict=False: after a Python validator the value reaches pydantic-core as a str, which strict
 # mode refuses for dates; numbers have been refused, so lax parsing of the text is safe.)
+# The JSON Schema states the range as a pattern on the year, which integrators' validators check.
+_YEARS = "(19[7-9][0-9]|20[0-9]{2})"
 Timestamp = Annotated[
-    AwareDatetime, BeforeValidator(_not_a_number), AfterValidator(_in_range), Field(strict=False)
+    AwareDatetime,
+    BeforeValidator(_not_a_number),
+    AfterValidator(_in_range),
+    Field(strict=False, json_schema_extra={"pattern": f"^{_YEARS}-"}),
 ]
-CalendarDate = Annotated[date, BeforeValidator(_date_text), AfterValidator(_in_range), Field(strict=False)]
+CalendarDate = Annotated[
+    date,
+    BeforeValidator(_date_text),
+    AfterValidator(_in_range),
+    Field(strict=False, json_schema_extra={"pattern": f"^{_YEARS}-[0-9]{{2}}-[0-9]{{2}}$"}),
+]
 
 # Money: JSON numbers or decimal strings ("1234.50"), never NaN or infinity. The bound keeps
 # sums of a year of deals far inside ClickHouse's Decimal(38, 4).
 Amount = Annotated[
     Decimal,
     Field(ge=0, lt=Decimal(10) ** 18, allow_inf_nan=False, strict=False),
+    # The schema integrators see: the same bounds, and decimal strings written plainly.
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0, "exclusiveMaximum": 1e18},
+                {"type": "string", "pattern": r"^[0-9]{1,18}(\.[0-9]+)?$"},
+            ],
+            "description": 'A JSON number or a decimal string such as "1234.50".',
+        }
+    ),
 ]
 CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. USD")]

@@ -1,0 +1,64 @@
+"""The exported JSON Schemas (what CRM integrators validate against) agree with the pipeline.
+
+Every event of the pipeline scenario passes its type's schema; every malformed message of the
+scenario's set fails it — or cannot be read as JSON at all — except those whose fault no
+schema can see: a currency with no configured rate (a setting of the pipeline, not of the
+contract) and a message over the size limit (the limit is on bytes, not on JSON).
+"""
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from jsonschema import Draft202012Validator
+
+from salespulse.schemas.export import export_json_schemas
+from tests.scenario import build_malformed, build_scenario
+
+OUTSIDE_ANY_SCHEMA = {"unknown_currency", "payload_too_large"}
+
+
+@pytest.fixture(scope="module")
+def validators(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Draft202012Validator]:
+    directory = tmp_path_factory.mktemp("schemas")
+    export_json_schemas(directory)
+    result = {}
+    for path in Path(directory).glob("*.schema.json"):
+        schema = orjson.loads(path.read_bytes())
+        Draft202012Validator.check_schema(schema)
+        result[path.name.removesuffix(".schema.json")] = Draft202012Validator(
+            schema, format_checker=Draft202012Validator.FORMAT_CHECKER
+        )
+    return result
+
+
+def schema_errors(validator: Draft202012Validator, raw: bytes | None) -> list[str]:
+    """Why a message fails the schema; 'not JSON' when strict JSON cannot even read it."""
+    try:
+        document: Any = orjson.loads(raw or b"")
+    except orjson.JSONDecodeError:
+        return ["not JSON"]
+    return [error.message for error in validator.iter_errors(document)]
+
+
+def test_every_scenario_event_passes_its_schema(validators: dict[str, Draft202012Validator]) -> None:
+    events = build_scenario().events
+    failures = [
+        (event["event_id"], errors)
+        for event in events
+        if (errors := schema_errors(validators[event["event_type"]], orjson.dumps(event)))
+    ]
+    assert not failures, failures[:5]
+    assert Counter(event["event_type"] for event in events).keys() == {"visit", "call", "deal", "feedback"}
+
+
+def test_every_malformed_message_fails_its_schema(validators: dict[str, Draft202012Validator]) -> None:
+    passed = []
+    for message in build_malformed():
+        if message.expected_reason in OUTSIDE_ANY_SCHEMA:
+            continue
+        if not schema_errors(validators[message.topic_type], message.value):
+            passed.append((message.kind, message.label))
+    assert not passed, passed
