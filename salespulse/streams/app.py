@@ -33,6 +33,7 @@ def create_app(settings: Settings, metrics: Metrics, health: Health) -> faust.Ap
         broker=[f"kafka://{server.strip()}" for server in settings.broker.split(",")],
         store=f"{settings.table_store}://",
         datadir=str(settings.data_dir / "tables"),
+        recovery_consistency_check=settings.table_consistency_check,
         autodiscover=False,
         web_enabled=True,
         web_bind=settings.web_host,

@@ -25,7 +25,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
 from salespulse.streams.settings import Settings
-from salespulse.streams.topics import Topics
+from salespulse.streams.topics import Topics, read_to_end
 
 
 @dataclass(frozen=True)
@@ -100,8 +100,7 @@ async def _with_consumer(
 async def _read(
     consumer: AIOKafkaConsumer, partitions: list[TopicPartition], everything: bool
 ) -> tuple[list[DeadLetter], dict[TopicPartition, int]]:
-    """The DLQ records from the replay point (or the beginning) to the current end."""
-    ends = await consumer.end_offsets(partitions)
+    """The DLQ records from the replay point (or the beginning) to the end, and where reading ended."""
     for tp in partitions:
         committed = None if everything else await consumer.committed(tp)
         if committed is None:
@@ -109,22 +108,13 @@ async def _read(
         else:
             consumer.seek(tp, committed)
     letters: list[DeadLetter] = []
-    remaining = {tp for tp in partitions if await consumer.position(tp) < ends[tp]}
-    while remaining:
-        batch = await consumer.getmany(*remaining, timeout_ms=2000, max_records=5000)
-        for tp, messages in batch.items():
-            for message in messages:
-                if message.offset >= ends[tp]:
-                    continue
-                try:
-                    body = orjson.loads(message.value or b"{}")
-                except orjson.JSONDecodeError:
-                    body = {"reason": "unreadable", "message": "the DLQ record is not JSON"}
-                letters.append(
-                    DeadLetter(tp.partition, message.offset, body if isinstance(body, dict) else {})
-                )
-        remaining = {tp for tp in remaining if await consumer.position(tp) < ends[tp]}
-    return letters, ends
+    for message in await read_to_end(consumer, partitions):
+        try:
+            body = orjson.loads(message.value or b"{}")
+        except orjson.JSONDecodeError:
+            body = {"reason": "unreadable", "message": "the DLQ record is not JSON"}
+        letters.append(DeadLetter(message.partition, message.offset, body if isinstance(body, dict) else {}))
+    return letters, {tp: await consumer.position(tp) for tp in partitions}
 
 
 def read_dead_letters(settings: Settings, everything: bool = False) -> list[DeadLetter]:

@@ -84,6 +84,12 @@ class Settings(BaseSettings):
         description="Store of the worker's Faust tables: memory (embedded) or rocksdb (production, "
         "under data_dir/tables).",
     )
+    table_consistency_check: bool = Field(
+        default=True,
+        description="Faust's check at start that a RocksDB table is not ahead of its changelog topic. "
+        "Keep it on with Kafka; the embedded broker under-reports the end of a partition written in "
+        "multi-record batches, which trips it.",
+    )
 
     # --- Semantics -------------------------------------------------------------------------
     reporting_currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")

@@ -34,7 +34,7 @@ from salespulse.sinks.clickhouse import connect
 from salespulse.sinks.metrics import Metrics
 from salespulse.streams.settings import Settings
 from salespulse.streams.stalls import DealEvent, DealHistory, Episode, StallRules, episodes
-from salespulse.streams.topics import Topics
+from salespulse.streams.topics import Topics, read_to_end
 
 log = logging.getLogger(__name__)
 
@@ -364,15 +364,12 @@ class StallMonitor(Service):
                 return set()
             consumer.assign(partitions)
             await consumer.seek_to_beginning(*partitions)
-            ends = await consumer.end_offsets(partitions)
             seen: set[str] = set()
-            while any([await consumer.position(p) < ends[p] for p in partitions]):
-                for messages in (await consumer.getmany(timeout_ms=1000)).values():
-                    for message in messages:
-                        try:
-                            seen.add(StallAlert.model_validate_json(message.value).transition_id)
-                        except ValueError:
-                            continue
+            for message in await read_to_end(consumer, partitions):
+                try:
+                    seen.add(StallAlert.model_validate_json(message.value or b"").transition_id)
+                except ValueError:
+                    continue
             return seen
         finally:
             await consumer.stop()

@@ -8,7 +8,7 @@ groups are configured here too (group_consumer).
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from salespulse.streams.settings import Settings
 
@@ -124,3 +124,23 @@ def group_consumer(settings: Settings, role: str, *topics: str, **options: Any) 
         rebalance_timeout_ms=int(settings.broker_rebalance_timeout_seconds * 1000),
         **options,
     )
+
+
+async def read_to_end(
+    consumer: AIOKafkaConsumer, partitions: list[TopicPartition], quiet_ms: int = 500
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record from the current positions to the end of ``partitions`` (assigned already).
+
+    The reported end offsets are not trusted alone: the embedded broker reports the end of a
+    partition as the first offset of its last batch plus one. So reading goes on past them until
+    a poll stays empty for ``quiet_ms``.
+    """
+    ends = await consumer.end_offsets(partitions)
+    records: list[ConsumerRecord[bytes, bytes]] = []
+    while True:
+        behind = [tp for tp in partitions if await consumer.position(tp) < ends[tp]]
+        batch = await consumer.getmany(*partitions, timeout_ms=2000 if behind else quiet_ms, max_records=5000)
+        for messages in batch.values():
+            records.extend(messages)
+        if not batch and not behind:
+            return records

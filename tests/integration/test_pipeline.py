@@ -16,6 +16,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from salespulse.streams.publish import message_key
+from salespulse.streams.topics import read_to_end
 from tests.scenario import build_malformed, build_scenario
 from tests.support.pipeline import (
     actual_views,
@@ -83,22 +84,13 @@ def read_dlq(bootstrap: str, topic: str, expected: int) -> list[Any]:
             partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
             consumer.assign(partitions)
             await consumer.seek_to_beginning(*partitions)
-            records: list[Any] = []
-            end = await consumer.end_offsets(partitions)
-            while sum(await _positions(consumer, partitions)) < sum(end.values()):
-                batch = await consumer.getmany(timeout_ms=1000)
-                for messages in batch.values():
-                    records.extend(messages)
+            records: list[Any] = await read_to_end(consumer, partitions)
             assert len(records) >= expected
             return records
         finally:
             await consumer.stop()
 
     return asyncio.run(consume())
-
-
-async def _positions(consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> list[int]:
-    return [await consumer.position(partition) for partition in partitions]
 
 
 def test_malformed_messages_reach_the_dlq_with_reasons_and_nothing_else_is_lost(

@@ -19,6 +19,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from salespulse.streams.publish import message_key
+from salespulse.streams.topics import read_to_end
 from tests.support.pipeline import wait_consumed
 from tests.support.processes import Publisher, WorkerProcess, wait_until
 
@@ -183,11 +184,7 @@ def read_topic(bootstrap: str, topic: str) -> list[dict[str, Any]]:
             partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
             consumer.assign(partitions)
             await consumer.seek_to_beginning(*partitions)
-            ends = await consumer.end_offsets(partitions)
-            messages: list[Any] = []
-            while any([await consumer.position(p) < ends[p] for p in partitions]):
-                for batch in (await consumer.getmany(timeout_ms=500)).values():
-                    messages.extend(batch)
+            messages = await read_to_end(consumer, partitions)
             return [orjson.loads(m.value) for m in messages]
         finally:
             await consumer.stop()

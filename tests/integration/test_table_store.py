@@ -41,7 +41,11 @@ def org_entries(records: list[dict[str, Any]]) -> set[tuple[str, str, str, str]]
 def test_rocksdb_tables_survive_a_restart_and_the_views_stay_exact(
     make_worker: Callable[..., WorkerProcess], make_publisher: Callable[[str], Publisher]
 ) -> None:
-    worker = make_worker(**scenario_env(SCENARIO), SALESPULSE_TABLE_STORE="rocksdb")
+    # The embedded broker reports a partition's end as the first offset of its last batch + 1, so
+    # Faust's start-up check would see RocksDB "ahead" of the changelog: off here, on with Kafka.
+    worker = make_worker(
+        **scenario_env(SCENARIO), SALESPULSE_TABLE_STORE="rocksdb", SALESPULSE_TABLE_CONSISTENCY_CHECK="false"
+    )
     worker.start()
     worker.wait_healthy()
     publisher = make_publisher(worker.topic_prefix)
