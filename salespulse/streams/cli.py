@@ -329,16 +329,15 @@ def stalled(
     ] = OutputFormat.table,
 ) -> None:
     """List the deals that are stalled now (idle, stuck or overdue), most urgent first."""
-    from salespulse.streams.querying import QueryFailed, print_result, run_query
+    from salespulse.streams.querying import QueryFailed, equality_filters, print_result, run_query
 
-    filters = {
-        "region_id": region,
-        "team_id": team,
-        "rep_id": rep,
-        "severity": severity.value if severity else None,
-    }
-    where = (
-        " AND ".join(f"{column} = {{{column}:String}}" for column, value in filters.items() if value) or "1"
+    where, parameters = equality_filters(
+        {
+            "region_id": region,
+            "team_id": team,
+            "rep_id": rep,
+            "severity": severity.value if severity else None,
+        }
     )
     sql = (
         "SELECT deal_id, rep_id, team_id, region_id, customer_id, stage, amount, arrayStringConcat(reasons, ',') "
@@ -347,7 +346,7 @@ def stalled(
     )
     settings = settings_from()
     try:
-        result = run_query(settings, sql, url, {column: value for column, value in filters.items() if value})
+        result = run_query(settings, sql, url, parameters)
     except QueryFailed as error:
         fail(str(error))
     print_result(result, format_.value, console)
@@ -453,20 +452,15 @@ def followups(
     ] = OutputFormat.table,
 ) -> None:
     """Customers whose regular follow-up (定期回访) is due or overdue, most overdue first."""
-    from salespulse.streams.querying import QueryFailed, print_result, run_query
+    from salespulse.streams.querying import QueryFailed, equality_filters, print_result, run_query
 
-    filters = {"team_id": team, "rep_id": rep, "tier": tier}
-    where = (
-        " AND ".join(f"{column} = {{{column}:String}}" for column, value in filters.items() if value) or "1"
-    )
+    where, parameters = equality_filters({"team_id": team, "rep_id": rep, "tier": tier})
     sql = (
         "SELECT customer_id, tier, rep_id, team_id, last_contact_at, due_at, overdue_days, status "
         f"FROM followup_due WHERE {where} ORDER BY overdue_days DESC, tier, customer_id"
     )
     try:
-        result = run_query(
-            settings_from(), sql, url, {column: value for column, value in filters.items() if value}
-        )
+        result = run_query(settings_from(), sql, url, parameters)
     except QueryFailed as error:
         fail(str(error))
     print_result(result, format_.value, console)

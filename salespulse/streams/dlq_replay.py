@@ -154,10 +154,11 @@ def replay(settings: Settings, reasons: set[str] | None = None) -> ReplayReport:
         try:
             pending = []
             commit_to = dict(ends)
+            by_number = {tp.partition: tp for tp in partitions}
             for letter in letters:
                 if reasons and letter.reason not in reasons:
                     # Left for a later replay: the replay point may not move past it.
-                    tp = TopicPartition(Topics.from_settings(settings).dlq, letter.partition)
+                    tp = by_number[letter.partition]
                     commit_to[tp] = min(commit_to[tp], letter.offset)
                     continue
                 payload = letter.payload

@@ -67,6 +67,12 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def equality_filters(filters: dict[str, str | None]) -> tuple[str, dict[str, str]]:
+    """A WHERE condition (``column = {column:String}`` for each given value) and its parameters."""
+    given = {column: value for column, value in filters.items() if value}
+    return " AND ".join(f"{column} = {{{column}:String}}" for column in given) or "1", given
+
+
 def print_result(result: QueryResult, output: str, console: Console) -> None:
     """Print as a rich table, CSV (with a header) or JSON (an array of objects)."""
     if output == "csv":

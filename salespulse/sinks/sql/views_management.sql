@@ -193,14 +193,18 @@ WITH
     (
         SELECT
             customer_id,
-            maxIf(occurred_at, (event_type = 'visit' AND visit_outcome = 'completed')
-                               OR (event_type = 'call' AND call_outcome = 'connected')) AS contacted_at,
-            countIf((event_type = 'visit' AND visit_outcome = 'completed')
-                    OR (event_type = 'call' AND call_outcome = 'connected')) AS contacts,
+            maxIf(occurred_at, is_contact) AS contacted_at,
+            countIf(is_contact) AS contacts,
             min(occurred_at) AS first_seen_at,
             argMax(rep_id, (occurred_at, event_id)) AS rep_id
-        FROM $db.events_final
-        WHERE customer_id IN (SELECT customer_id FROM customers)
+        FROM
+        (
+            SELECT customer_id, occurred_at, event_id, rep_id,
+                   (event_type = 'visit' AND visit_outcome = 'completed')
+                   OR (event_type = 'call' AND call_outcome = 'connected') AS is_contact
+            FROM $db.events_final
+            WHERE customer_id IN (SELECT customer_id FROM customers)
+        )
         GROUP BY customer_id
     ),
     due AS
