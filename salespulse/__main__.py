@@ -1,5 +1,5 @@
 """``python -m salespulse`` runs the CLI."""
 
-from salespulse.streams.cli import main
+from salespulse.cli.main import main
 
 main()

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from salespulse.streams.broker import EmbeddedBroker, free_port
-from tests.support.processes import Publisher, WorkerProcess
+from salespulse.embedded.broker import EmbeddedBroker
+from salespulse.runtime.ports import free_port
+from salespulse.runtime.worker_process import WorkerProcess
+from tests.support.processes import Publisher, spawn_worker
 
 _names = itertools.count(1)
 
@@ -27,7 +29,7 @@ def make_worker(broker: EmbeddedBroker, tmp_path: Path) -> Iterator[Callable[...
 
     def make(name: str | None = None, **extra_env: str) -> WorkerProcess:
         label = name or f"w{next(_names)}"
-        worker = WorkerProcess(
+        worker = spawn_worker(
             broker=broker.bootstrap,
             data_dir=tmp_path / label,
             topic_prefix=f"{label}.",

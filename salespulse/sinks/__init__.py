@@ -1,2 +1,1 @@
-"""Where accepted events go: ClickHouse (tables, migrations, contract views), the read-only
-query endpoint, and Prometheus metrics."""
+"""Where accepted data and alerts go: ClickHouse (``clickhouse/``) and webhooks (``webhooks/``)."""

@@ -1,1 +1,2 @@
-"""The Faust app: settings, topics, the batch ingest service, the embedded supervisor and the CLI."""
+"""Stream processing: the Faust worker, batch ingest, the stall monitor, the alert notifier,
+reference tables, follow-ups, health, metrics and fault injection."""

@@ -3,7 +3,7 @@
 The stall monitor publishes every transition to the alerts topic exactly once; this service
 reads that topic in the consumer group ``<app_id>-webhooks`` (so with several workers each
 transition is handled by one of them), hands new transitions to the notifier
-(sinks/webhooks.py) and commits the offsets after they were handled. The delivery log lives in
+(``sinks.webhooks``) and commits the offsets after they were handled. The delivery log lives in
 ClickHouse (``webhook_deliveries``): a transition already delivered — or whose delivery was
 under way when a worker died — is never sent to the same target again.
 
@@ -13,7 +13,6 @@ of last year's CRM history must not page anyone.
 
 import asyncio
 import logging
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,40 +20,15 @@ from aiokafka import AIOKafkaConsumer
 from clickhouse_connect.driver.client import Client
 from mode import Service
 
+from salespulse.config import Settings, WebhookTarget, parse_targets
+from salespulse.kafka.consumers import group_consumer
+from salespulse.kafka.topics import Topics
 from salespulse.schemas.alerts import StallAlert
-from salespulse.sinks.clickhouse import connect
-from salespulse.sinks.webhooks import Outcome, WebhookNotifier, WebhookTarget, parse_targets
-from salespulse.streams.settings import Settings
-from salespulse.streams.topics import Topics, group_consumer
+from salespulse.sinks.clickhouse.client import connect
+from salespulse.sinks.webhooks.delivery_log import ClickHouseDeliveryLog
+from salespulse.sinks.webhooks.notifier import WebhookNotifier
 
 log = logging.getLogger(__name__)
-
-
-class ClickHouseDeliveryLog:
-    """The delivery log of :mod:`salespulse.sinks.webhooks`, durable in ClickHouse."""
-
-    def __init__(self, client: Client, database: str) -> None:
-        self.client = client
-        self.db = database
-
-    def delivered(self, transition_id: str, target_name: str) -> bool:
-        rows = self.client.query(
-            f"SELECT outcome FROM {self.db}.webhook_deliveries FINAL "
-            "WHERE transition_id = {transition_id:String} AND target = {target:String}",
-            parameters={"transition_id": transition_id, "target": target_name},
-        ).result_rows
-        # 'sending' without an outcome: the worker died mid-delivery; the receiver may have it.
-        return bool(rows) and rows[0][0] in ("sending", "delivered")
-
-    def record(
-        self, transition_id: str, target_name: str, outcome: Outcome, attempts: int, error: str | None
-    ) -> None:
-        self.client.insert(
-            "webhook_deliveries",
-            [[transition_id, target_name, outcome, attempts, error or "", time.time_ns() // 1000]],
-            column_names=["transition_id", "target", "outcome", "attempts", "error", "recorded_at"],
-            database=self.db,
-        )
 
 
 class AlertNotifier(Service):

@@ -2,25 +2,24 @@
 
 The worker is a Faust worker: Faust provides the process lifecycle (signals, graceful
 shutdown, logging), the web server (``/metrics``, ``/health``, ``/ready``) and timers. The
-ingest service (``streams.ingest``) runs inside it and does the high-volume work in batches;
-in embedded mode the read-only ClickHouse query endpoint runs inside it too, because chDB
-allows one engine per process.
+ingest service (``streams.ingest``) runs inside it and does the high-volume work in batches.
 """
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import faust
 from mode import Service
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from salespulse.sinks.metrics import Metrics
+from salespulse.config import Settings
 from salespulse.streams.alert_notifier import AlertNotifier
 from salespulse.streams.followups import FollowupGauge
 from salespulse.streams.health import Health
 from salespulse.streams.ingest import IngestService
+from salespulse.streams.metrics import Metrics
 from salespulse.streams.reference_tables import add_reference_tables, table_summary
-from salespulse.streams.settings import Settings
 from salespulse.streams.stall_monitor import StallMonitor
 
 log = logging.getLogger(__name__)
@@ -79,28 +78,20 @@ def worker_services(settings: Settings, metrics: Metrics, health: Health) -> lis
         settings, metrics, ingest.sink_ready, ingest.owned_deal_partitions, lambda: ingest.catching_up
     )
     ingest.flush_listeners.append(monitor.wake)
-    services: list[Service] = [
+    return [
         ingest,
         monitor,
         FollowupGauge(settings, metrics, ingest.sink_ready),
         AlertNotifier(settings, ingest.sink_ready),
     ]
-    if settings.uses_embedded_clickhouse and settings.sql_port:
-        from salespulse.sinks.query_endpoint import QueryEndpoint
-
-        services.append(
-            QueryEndpoint(
-                settings.effective_clickhouse_url.removeprefix("chdb://"),
-                settings.clickhouse_database,
-                settings.sql_host,
-                settings.sql_port,
-            )
-        )
-    return services
 
 
-def run_worker(settings: Settings, **worker_options: Any) -> None:
-    """Run one worker until SIGINT/SIGTERM; everything accepted is flushed before exit."""
+def run_worker(settings: Settings, extra_services: Sequence[Service] = (), **worker_options: Any) -> None:
+    """Run one worker until SIGINT/SIGTERM; everything accepted is flushed before exit.
+
+    ``extra_services`` run in the worker's process too: in embedded mode the read-only query
+    endpoint, which must share the process because chDB allows one engine per process.
+    """
     metrics = Metrics()
     health = Health()
     metrics.worker_info.labels(
@@ -110,6 +101,7 @@ def run_worker(settings: Settings, **worker_options: Any) -> None:
     worker = faust.Worker(
         app,
         *worker_services(settings, metrics, health),
+        *extra_services,
         loglevel=settings.log_level,
         redirect_stdouts=False,
         logging_config=logging_config(settings),

@@ -12,9 +12,9 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 from mode import Service
 
-from salespulse.sinks.clickhouse import connect
-from salespulse.sinks.metrics import Metrics
-from salespulse.streams.settings import Settings
+from salespulse.config import Settings
+from salespulse.sinks.clickhouse.client import connect
+from salespulse.streams.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

@@ -32,16 +32,18 @@ from aiokafka.structs import ConsumerRecord
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 from mode import Service
 
+from salespulse.config import Settings
+from salespulse.kafka.admin import ensure_topics
+from salespulse.kafka.consumers import group_consumer
+from salespulse.kafka.topics import Topics
+from salespulse.schemas.dead_letters import RejectedMessage, dlq_value
+from salespulse.schemas.decoding import Decoder, Rejection
 from salespulse.schemas.events import ActivityEvent
-from salespulse.sinks.clickhouse import ClickHouseSink, SinkBatch, WriteOutcome
-from salespulse.sinks.metrics import Metrics
-from salespulse.sinks.rows import BatchStamp, RowBuilder, SourcePosition
-from salespulse.streams.decoding import Decoder, Rejection
-from salespulse.streams.dlq import RejectedMessage, dlq_value
+from salespulse.sinks.clickhouse.rows import BatchStamp, RowBuilder, SourcePosition
+from salespulse.sinks.clickhouse.sink import ClickHouseSink, SinkBatch, WriteOutcome
 from salespulse.streams.faults import Faults
 from salespulse.streams.health import Health
-from salespulse.streams.settings import Settings
-from salespulse.streams.topics import Topics, ensure_topics, group_consumer
+from salespulse.streams.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -301,6 +303,7 @@ class IngestService(Service):
         while True:
             started = time.perf_counter()
             try:
+                self.faults.check_write()  # an injected outage fails like ClickHouse would
                 outcome = await asyncio.to_thread(sink.write, rows)
             except Exception as error:  # any failure of the store: retry, never skip the batch
                 self.metrics.sink_errors.labels(error=type(error).__name__).inc()

@@ -18,9 +18,9 @@ import orjson
 from faust.types import TableT
 from pydantic import ValidationError
 
+from salespulse.config import Settings
+from salespulse.kafka.topics import Topics
 from salespulse.schemas.reference import REFERENCE_MODELS
-from salespulse.streams.settings import Settings
-from salespulse.streams.topics import Topics
 
 
 def add_reference_tables(app: faust.App, settings: Settings) -> dict[str, TableT]:

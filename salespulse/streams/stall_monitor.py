@@ -25,16 +25,17 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from clickhouse_connect.driver.client import Client
 from mode import Service
 
+from salespulse.config import Settings, StallRules
+from salespulse.kafka.consumers import read_topics
+from salespulse.kafka.topics import Topics
 from salespulse.schemas.alerts import StallAlert
-from salespulse.sinks.clickhouse import connect
-from salespulse.sinks.metrics import Metrics
-from salespulse.streams.settings import Settings
-from salespulse.streams.stalls import DealEvent, DealHistory, Episode, StallRules, episodes
-from salespulse.streams.topics import Topics, read_to_end
+from salespulse.sinks.clickhouse.client import connect
+from salespulse.streams.metrics import Metrics
+from salespulse.streams.stall_episodes import DealEvent, DealHistory, Episode, episodes
 
 log = logging.getLogger(__name__)
 
@@ -351,28 +352,14 @@ class StallMonitor(Service):
         return [_alert_from_row(row) for row in rows]
 
     async def _transition_ids_on_topic(self) -> set[str]:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.broker, group_id=None, enable_auto_commit=False
-        )
-        await consumer.start()
-        try:
-            partitions = [
-                TopicPartition(self.topics.alerts, p)
-                for p in consumer.partitions_for_topic(self.topics.alerts) or ()
-            ]
-            if not partitions:
-                return set()
-            consumer.assign(partitions)
-            await consumer.seek_to_beginning(*partitions)
-            seen: set[str] = set()
-            for message in await read_to_end(consumer, partitions):
-                try:
-                    seen.add(StallAlert.model_validate_json(message.value or b"").transition_id)
-                except ValueError:
-                    continue
-            return seen
-        finally:
-            await consumer.stop()
+        records = await read_topics(self.settings.broker, [self.topics.alerts])
+        seen: set[str] = set()
+        for message in records[self.topics.alerts]:
+            try:
+                seen.add(StallAlert.model_validate_json(message.value or b"").transition_id)
+            except ValueError:
+                continue
+        return seen
 
     # --- state -------------------------------------------------------------------------------------
     def _load_state(self) -> None:

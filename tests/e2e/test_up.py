@@ -10,7 +10,7 @@ from pathlib import Path
 import clickhouse_connect
 import pytest
 
-from salespulse.streams.broker import free_port
+from salespulse.runtime.ports import free_port
 from tests.scenario import build_scenario
 from tests.support.pipeline import (
     actual_views,
@@ -21,7 +21,7 @@ from tests.support.pipeline import (
     scenario_env,
     wait_consumed,
 )
-from tests.support.processes import Publisher, WorkerProcess
+from tests.support.processes import Publisher, spawn_worker
 
 pytestmark = pytest.mark.e2e
 
@@ -36,7 +36,7 @@ class Up:
         self.broker_port, self.web_port, self.sql_port = free_port(), free_port(), free_port()
         self.process: subprocess.Popen[bytes] | None = None
         # The view helpers only need the ports and topic prefix of the worker `up` runs.
-        self.worker = WorkerProcess(
+        self.worker = spawn_worker(
             broker=f"127.0.0.1:{self.broker_port}",
             data_dir=data_dir,
             topic_prefix="crm.",
@@ -46,7 +46,7 @@ class Up:
         )
 
     def start(self) -> None:
-        env = self.worker.env()
+        env = self.worker.environment()
         env.update(scenario_env(SCENARIO))
         for name in (
             "SALESPULSE_BROKER",
@@ -62,7 +62,7 @@ class Up:
              "--sql-port", str(self.sql_port), "--no-dashboard"],
             env=env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
-        self.worker.wait_healthy()
+        self.worker.wait_ready()
 
     def sigterm(self) -> int:
         assert self.process is not None

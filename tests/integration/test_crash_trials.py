@@ -18,7 +18,9 @@ from typing import Any
 import orjson
 import pytest
 
-from salespulse.streams.publish import message_key
+from salespulse.kafka.producer import message_key
+from salespulse.runtime.waiting import wait_until
+from salespulse.runtime.worker_process import WorkerProcess
 from tests.reference_model import expected_views
 from tests.support.pipeline import (
     ACTIVITY_TOPICS,
@@ -27,7 +29,7 @@ from tests.support.pipeline import (
     publish_org,
     sorted_views,
 )
-from tests.support.processes import Publisher, WorkerProcess, wait_until
+from tests.support.processes import Publisher
 from tests.support.storm import build_storm
 
 pytestmark = pytest.mark.integration
@@ -93,7 +95,7 @@ def test_twenty_kills_lose_nothing_and_count_nothing_twice(
         SALESPULSE_BROKER_REBALANCE_TIMEOUT_SECONDS="2",
     )
     worker.start()
-    worker.wait_healthy()
+    worker.wait_ready()
     publisher = make_publisher(worker.topic_prefix)
     publish_org(publisher, storm.org)
     stream = first_stream = Stream(publisher, storm.delivery, per_second=300)
@@ -131,7 +133,7 @@ def test_twenty_kills_lose_nothing_and_count_nothing_twice(
     # Drain without faults, then compare with a computation over everything acknowledged.
     worker.extra_env.pop("SALESPULSE_FAULTS")
     worker.start()
-    worker.wait_healthy()
+    worker.wait_ready()
     unique = {event["event_id"] for event in storm.unique_events}
     wait_until(
         lambda: worker.query("SELECT uniqExact(event_id) FROM events")[0][0] == len(unique), 300, "all events"

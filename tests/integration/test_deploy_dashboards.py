@@ -39,11 +39,13 @@ from typing import Any
 import pytest
 import yaml
 
-from salespulse.streams.broker import EmbeddedBroker
+from salespulse.embedded.broker import EmbeddedBroker
+from salespulse.runtime.waiting import wait_until
+from salespulse.runtime.worker_process import WorkerProcess
 from tests.reference_model import KPI_DAILY_COLUMNS, STAGE_CONVERSION_COLUMNS
 from tests.scenario import PERIOD_END, PERIOD_START, build_scenario
 from tests.support.pipeline import expected_for, publish_events, publish_org, scenario_env, wait_consumed
-from tests.support.processes import Publisher, WorkerProcess, wait_until
+from tests.support.processes import Publisher, spawn_worker
 
 pytestmark = pytest.mark.integration
 
@@ -246,7 +248,7 @@ def scenario_worker(
     broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[WorkerProcess]:
     """One worker that has ingested the whole scenario and run its stall monitor to a standstill."""
-    worker = WorkerProcess(
+    worker = spawn_worker(
         broker=broker.bootstrap,
         data_dir=tmp_path_factory.mktemp("dashboards") / "worker",
         topic_prefix="dashboards.",
@@ -260,7 +262,7 @@ def scenario_worker(
     publisher = Publisher(broker.bootstrap, worker.topic_prefix)
     try:
         worker.start()
-        worker.wait_healthy()
+        worker.wait_ready()
         total = publish_org(publisher, SCENARIO.org) + publish_events(publisher, SCENARIO.events)
         wait_consumed(worker, total)
         wait_until(

@@ -6,7 +6,6 @@ the worker restarts with the rate; `salespulse dlq replay` sends them back: the 
 accepted exactly once, the broken message returns to the DLQ and is all that is left waiting.
 """
 
-import dataclasses
 import subprocess
 import sys
 from collections.abc import Callable
@@ -16,7 +15,9 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.support.processes import Publisher, WorkerProcess, wait_until
+from salespulse.runtime.waiting import wait_until
+from salespulse.runtime.worker_process import WorkerProcess
+from tests.support.processes import Publisher
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +29,7 @@ def deal(number: int, currency: str) -> dict[str, Any]:
 
 
 def salespulse(worker: WorkerProcess, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "salespulse", *args], env=worker.env(), capture_output=True,
+    return subprocess.run([sys.executable, "-m", "salespulse", *args], env=worker.environment(), capture_output=True,
                           text=True, timeout=120)  # fmt: skip
 
 
@@ -42,7 +43,7 @@ def test_rejected_deals_are_replayed_once_the_rate_exists_and_still_bad_ones_sta
     make_worker: Callable[..., WorkerProcess], make_publisher: Callable[[str], Publisher]
 ) -> None:
     worker = make_worker(SALESPULSE_CURRENCY_RATES="EUR=1.08").start()
-    worker.wait_healthy()
+    worker.wait_ready()
     publisher = make_publisher(worker.topic_prefix)
     for number in (1, 2, 3):
         publisher.send("deals", deal(number, "CNY"), f"D-{number}")
@@ -68,11 +69,9 @@ def test_rejected_deals_are_replayed_once_the_rate_exists_and_still_bad_ones_sta
 
     # The fix: the CNY rate. The same worker (group, data) restarts with it.
     assert worker.stop() == 0
-    fixed = dataclasses.replace(
-        worker, extra_env={"SALESPULSE_CURRENCY_RATES": "EUR=1.08,CNY=0.14"}, process=None
-    )
-    fixed.start()
-    fixed.wait_healthy()
+    worker.extra_env["SALESPULSE_CURRENCY_RATES"] = "EUR=1.08,CNY=0.14"
+    fixed = worker.start()
+    fixed.wait_ready()
 
     replayed = salespulse(fixed, "dlq", "replay")
     assert replayed.returncode == 0, replayed.stderr

@@ -16,7 +16,9 @@ from typing import Any
 import orjson
 import pytest
 
-from salespulse.streams.publish import message_key
+from salespulse.kafka.producer import message_key
+from salespulse.runtime.waiting import wait_until
+from salespulse.runtime.worker_process import WorkerProcess
 from tests.management_scenario import (
     REP_08,
     REP_08_MARCH,
@@ -28,7 +30,7 @@ from tests.management_scenario import (
 )
 from tests.reference_model import DEALS_CURRENT_COLUMNS, expected_views
 from tests.support.pipeline import publish_events, publish_org, scenario_env, wait_consumed
-from tests.support.processes import Publisher, WorkerProcess, wait_until
+from tests.support.processes import Publisher
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +48,7 @@ def expected_kpis() -> dict[str, list[tuple[Any, ...]]]:
 
 
 def cli(worker: WorkerProcess, *args: str) -> subprocess.CompletedProcess[str]:
-    env = worker.env() | {"SALESPULSE_CLICKHOUSE_URL": f"http://127.0.0.1:{worker.sql_port}"}
+    env = worker.environment() | {"SALESPULSE_CLICKHOUSE_URL": f"http://127.0.0.1:{worker.sql_port}"}
     return subprocess.run([sys.executable, "-m", "salespulse", *args], env=env, capture_output=True, text=True,
                           timeout=120)  # fmt: skip
 
@@ -61,7 +63,7 @@ def worker(
         SALESPULSE_FOLLOWUP_CHECK_INTERVAL_SECONDS="0.5",
     )
     worker.start()
-    worker.wait_healthy()
+    worker.wait_ready()
     publisher = make_publisher(worker.topic_prefix)
     total = publish_org(publisher, SCENARIO.org)
     total += publisher.send_all(("customers", c, message_key("customers", c)) for c in SCENARIO.customers)

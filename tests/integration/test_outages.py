@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from salespulse.streams.broker import free_port, wait_for_port
+from salespulse.runtime.ports import free_port, wait_for_port
+from salespulse.runtime.waiting import wait_until
+from salespulse.runtime.worker_process import WorkerProcess
 from tests.scenario import build_scenario
 from tests.support.fault_proxy import FaultProxy
 from tests.support.pipeline import (
@@ -27,7 +29,7 @@ from tests.support.pipeline import (
     scenario_env,
     wait_consumed,
 )
-from tests.support.processes import Publisher, WorkerProcess, wait_until
+from tests.support.processes import Publisher
 
 pytestmark = pytest.mark.integration
 
@@ -120,7 +122,7 @@ def test_clickhouse_server_refusing_hanging_and_failing(
         )
         worker.query_port = store_server
         worker.start()
-        worker.wait_healthy()
+        worker.wait_ready()
         publisher = make_publisher(worker.topic_prefix)
         publish_org(publisher, SCENARIO.org)
         publish_events(publisher, SCENARIO.events[: len(SCENARIO.events) // 3])
@@ -134,7 +136,9 @@ def test_clickhouse_server_refusing_hanging_and_failing(
             # The remaining outages: nothing new is published, the worker must stay put and recover.
             proxy.set_mode(mode)  # type: ignore[arg-type]
             visit = next(event for event in SCENARIO.events if event["event_type"] == "visit")
-            publisher.send("visits", visit, visit["customer_id"])  # a duplicate: the write must reach ClickHouse
+            publisher.send(
+                "visits", visit, visit["customer_id"]
+            )  # a duplicate: the write must reach ClickHouse
             publisher.flush()
             errors = worker.counter("salespulse_sink_errors_total")
             wait_until(
@@ -171,7 +175,7 @@ def test_embedded_engine_write_failures(
     switch = tmp_path / "clickhouse-down"
     worker = make_worker(SALESPULSE_FAULTS=f"fail_writes_while={switch}", **scenario_env(SCENARIO))
     worker.start()
-    worker.wait_healthy()
+    worker.wait_ready()
     publisher = make_publisher(worker.topic_prefix)
     publish_org(publisher, SCENARIO.org)
     publish_events(publisher, SCENARIO.events[: len(SCENARIO.events) // 3])

@@ -13,10 +13,10 @@ from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from salespulse.streams.publish import message_key
-from salespulse.streams.topics import read_to_end
+from salespulse.kafka.consumers import read_topics
+from salespulse.kafka.producer import message_key
+from salespulse.runtime.worker_process import WorkerProcess
 from tests.scenario import build_malformed, build_scenario
 from tests.support.pipeline import (
     actual_views,
@@ -28,7 +28,7 @@ from tests.support.pipeline import (
     wait_consumed,
     with_duplicates_and_shuffled,
 )
-from tests.support.processes import Publisher, WorkerProcess
+from tests.support.processes import Publisher
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +38,7 @@ SCENARIO = build_scenario()
 def start_worker(make_worker: Callable[..., WorkerProcess]) -> WorkerProcess:
     worker = make_worker(**scenario_env(SCENARIO))
     worker.start()
-    worker.wait_healthy()
+    worker.wait_ready()
     return worker
 
 
@@ -77,20 +77,9 @@ def test_duplicates_and_shuffled_order_give_identical_views(
 
 
 def read_dlq(bootstrap: str, topic: str, expected: int) -> list[Any]:
-    async def consume() -> list[Any]:
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest")
-        await consumer.start()
-        try:
-            partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-            consumer.assign(partitions)
-            await consumer.seek_to_beginning(*partitions)
-            records: list[Any] = await read_to_end(consumer, partitions)
-            assert len(records) >= expected
-            return records
-        finally:
-            await consumer.stop()
-
-    return asyncio.run(consume())
+    records: list[Any] = asyncio.run(read_topics(bootstrap, [topic]))[topic]
+    assert len(records) >= expected
+    return records
 
 
 def test_malformed_messages_reach_the_dlq_with_reasons_and_nothing_else_is_lost(

@@ -1,5 +1,6 @@
 """`publish`: JSON Lines files and simulated histories land on the right topics with the right keys."""
 
+import asyncio
 import itertools
 from collections import Counter
 from datetime import date
@@ -8,12 +9,13 @@ from pathlib import Path
 import orjson
 import pytest
 
+from salespulse.config import Settings
+from salespulse.embedded.broker import EmbeddedBroker
+from salespulse.kafka.consumers import read_topics
+from salespulse.kafka.producer import publish_records
+from salespulse.publishing.json_lines import BadLine, publish_files
 from salespulse.schemas import REFERENCE_MODELS
-from salespulse.streams.broker import EmbeddedBroker
-from salespulse.streams.publish import BadLine, publish_files, publish_records
-from salespulse.streams.settings import Settings
-from salespulse.streams.simulator import generate_history
-from tests.support.topics import read_topics
+from salespulse.simulator import generate_history
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +32,7 @@ def settings(broker: EmbeddedBroker) -> Settings:
 def on_topics(settings: Settings) -> dict[str, list[tuple[str | None, bytes]]]:
     """(key, value) of every message on each of the test's topics, by topic suffix, sorted."""
     names = [f"{settings.topic_prefix}{suffix}" for suffix in TOPIC_SUFFIXES]
-    records = read_topics(settings.broker, names)
+    records = asyncio.run(read_topics(settings.broker, names))
     on: dict[str, list[tuple[str | None, bytes]]] = {}
     for name in names:
         messages = [

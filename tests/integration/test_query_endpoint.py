@@ -34,9 +34,10 @@ from backports import zstd
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError
 
-from salespulse.sinks import query_endpoint
-from salespulse.sinks.query_endpoint import QueryEndpoint, available_encodings, native_compression_available
-from salespulse.streams.broker import free_port
+from salespulse.embedded.query_server import compression
+from salespulse.embedded.query_server.compression import available_encodings, native_compression_available
+from salespulse.embedded.query_server.service import QueryEndpoint
+from salespulse.runtime.ports import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -460,7 +461,7 @@ def test_native_compression_needs_clickhouse_cityhash(
     endpoints: Endpoints, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A deployment without the package: simulated by hiding it from the endpoint module.
-    monkeypatch.setattr(query_endpoint, "_cityhash", None)
+    monkeypatch.setattr(compression, "_cityhash", None)
     assert not native_compression_available()
     reply = http(query_url(endpoints.url, compress="1", query="SELECT 1"))
     assert (reply.status, reply.headers["X-ClickHouse-Exception-Code"]) == (501, "48")

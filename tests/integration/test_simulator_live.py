@@ -1,5 +1,6 @@
 """The live simulator against the real broker: reference data first, paced events, a clean stop."""
 
+import asyncio
 import itertools
 import os
 import re
@@ -13,12 +14,12 @@ from typing import Any
 import orjson
 import pytest
 
+from salespulse.config import Settings
+from salespulse.embedded.broker import EmbeddedBroker
+from salespulse.kafka.consumers import read_topics
+from salespulse.runtime.waiting import wait_until
 from salespulse.schemas import ACTIVITY_MODELS, REFERENCE_MODELS
-from salespulse.streams.broker import EmbeddedBroker
-from salespulse.streams.settings import Settings
-from salespulse.streams.simulator import CHINA_STANDARD_TIME, generate_history, run_live
-from tests.support.processes import wait_until
-from tests.support.topics import read_topics
+from salespulse.simulator import CHINA_STANDARD_TIME, generate_history, run_live
 
 pytestmark = pytest.mark.integration
 
@@ -35,9 +36,9 @@ def settings(broker: EmbeddedBroker) -> Settings:
 def read_all(settings: Settings) -> dict[str, list[Any]]:
     """Every message by record type (visit, call, ..., org, customers, targets)."""
     suffixes = {**ACTIVITY_TOPICS, **REFERENCE_TOPICS}
-    records = read_topics(
+    records = asyncio.run(read_topics(
         settings.broker, [f"{settings.topic_prefix}{suffix}" for suffix in suffixes.values()]
-    )
+    ))
     return {name: records[f"{settings.topic_prefix}{suffix}"] for name, suffix in suffixes.items()}
 
 
@@ -130,8 +131,8 @@ def test_sigterm_flushes_and_exits_cleanly(settings: Settings) -> None:
     env.update(SALESPULSE_BROKER=settings.broker, SALESPULSE_TOPIC_PREFIX=settings.topic_prefix)
     script = (
         "import orjson, dataclasses\n"
-        "from salespulse.streams.settings import Settings\n"
-        "from salespulse.streams.simulator import run_live\n"
+        "from salespulse.config import Settings\n"
+        "from salespulse.simulator import run_live\n"
         "summary = run_live(Settings(), rate=150, seed=3)\n"
         "print('SUMMARY ' + orjson.dumps(dataclasses.asdict(summary)).decode())\n"
     )
@@ -141,7 +142,7 @@ def test_sigterm_flushes_and_exits_cleanly(settings: Settings) -> None:
     )
     try:
         calls = f"{settings.topic_prefix}calls"
-        wait_until(lambda: len(read_topics(settings.broker, [calls], timeout=5)[calls]) >= 100, 60, "calls")
+        wait_until(lambda: len(asyncio.run(read_topics(settings.broker, [calls]))[calls]) >= 100, 60, "calls")
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=30)
     finally:

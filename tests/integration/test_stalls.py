@@ -16,12 +16,13 @@ from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from salespulse.streams.publish import message_key
-from salespulse.streams.topics import read_to_end
+from salespulse.kafka.consumers import read_topics
+from salespulse.kafka.producer import message_key
+from salespulse.runtime.waiting import wait_until
+from salespulse.runtime.worker_process import WorkerProcess
 from tests.support.pipeline import wait_consumed
-from tests.support.processes import Publisher, WorkerProcess, wait_until
+from tests.support.processes import Publisher
 
 pytestmark = pytest.mark.integration
 
@@ -177,19 +178,7 @@ EXPECTED = sorted(
 
 
 def read_topic(bootstrap: str, topic: str) -> list[dict[str, Any]]:
-    async def consume() -> list[dict[str, Any]]:
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
-        await consumer.start()
-        try:
-            partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-            consumer.assign(partitions)
-            await consumer.seek_to_beginning(*partitions)
-            messages = await read_to_end(consumer, partitions)
-            return [orjson.loads(m.value) for m in messages]
-        finally:
-            await consumer.stop()
-
-    return asyncio.run(consume())
+    return [orjson.loads(m.value) for m in asyncio.run(read_topics(bootstrap, [topic]))[topic]]
 
 
 def as_tuple(alert: dict[str, Any]) -> tuple[Any, ...]:
@@ -208,7 +197,7 @@ def run(make_worker: Callable[..., WorkerProcess], make_publisher: Callable[[str
     """Publish the scenario to a fresh worker; with ``crash_after``, SIGKILL and restart it mid-way."""
     worker = make_worker(SALESPULSE_CLOCK="event", SALESPULSE_STALL_CHECK_INTERVAL_SECONDS="0.5", **extra_env)
     worker.start()
-    worker.wait_healthy()
+    worker.wait_ready()
     publisher = make_publisher(worker.topic_prefix)
     publisher.send_all(("org", record, message_key("org", record)) for record in ORG)
     topics = {"visit": "visits", "call": "calls", "deal": "deals"}
@@ -226,7 +215,7 @@ def run(make_worker: Callable[..., WorkerProcess], make_publisher: Callable[[str
     wait_until(lambda: worker.counter("salespulse_alert_transitions_total") > 0, 60, "the first alerts")
     worker.kill()
     worker.start()
-    worker.wait_healthy()
+    worker.wait_ready()
     publish(EVENTS[crash_after:])
     wait_consumed(worker, len(EVENTS) - crash_after)  # the restarted worker counts from zero
     return worker
@@ -326,7 +315,7 @@ def test_live_mode_uses_the_wall_clock(
     base = datetime.now(UTC).replace(microsecond=0)
     worker = make_worker(SALESPULSE_STALL_CHECK_INTERVAL_SECONDS="0.5")
     worker.start()
-    worker.wait_healthy()
+    worker.wait_ready()
     publisher = make_publisher(worker.topic_prefix)
     quiet = {"event_type": "deal", "event_id": "n1", "occurred_at": stamp(base - timedelta(days=6)), "rep_id": "r1",
              "customer_id": "c1", "deal_id": "N1", "stage": "negotiation", "amount": "10"}  # fmt: skip

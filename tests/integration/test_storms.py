@@ -4,6 +4,7 @@ from collections.abc import Callable
 
 import pytest
 
+from salespulse.runtime.worker_process import WorkerProcess
 from tests.reference_model import expected_views
 from tests.support.pipeline import (
     actual_views,
@@ -13,7 +14,7 @@ from tests.support.pipeline import (
     sorted_views,
     wait_consumed,
 )
-from tests.support.processes import Publisher, WorkerProcess
+from tests.support.processes import Publisher
 from tests.support.storm import build_storm
 
 pytestmark = pytest.mark.integration
@@ -32,7 +33,7 @@ def test_a_storm_of_duplicates_and_disorder_gives_exact_views(
 
     worker = make_worker()
     worker.start()
-    worker.wait_healthy()
+    worker.wait_ready()
     publisher = make_publisher(worker.topic_prefix)
     total = publish_org(publisher, storm.org) + publish_events(publisher, storm.delivery)
     wait_consumed(worker, total, timeout=300)

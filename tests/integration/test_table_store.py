@@ -12,6 +12,8 @@ from typing import Any
 import orjson
 import pytest
 
+from salespulse.runtime.waiting import wait_until
+from salespulse.runtime.worker_process import WorkerProcess
 from tests.scenario import build_scenario
 from tests.support.pipeline import (
     actual_views,
@@ -22,7 +24,7 @@ from tests.support.pipeline import (
     scenario_env,
     wait_consumed,
 )
-from tests.support.processes import Publisher, WorkerProcess, wait_until
+from tests.support.processes import Publisher
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +49,7 @@ def test_rocksdb_tables_survive_a_restart_and_the_views_stay_exact(
         **scenario_env(SCENARIO), SALESPULSE_TABLE_STORE="rocksdb", SALESPULSE_TABLE_CONSISTENCY_CHECK="false"
     )
     worker.start()
-    worker.wait_healthy()
+    worker.wait_ready()
     publisher = make_publisher(worker.topic_prefix)
     half = len(SCENARIO.events) // 2
     first = publish_org(publisher, SCENARIO.org) + publish_events(publisher, SCENARIO.events[:half])
@@ -62,7 +64,7 @@ def test_rocksdb_tables_survive_a_restart_and_the_views_stay_exact(
         (worker.data_dir / "tables").rglob("CURRENT")
     )
     worker.start()
-    worker.wait_healthy()
+    worker.wait_ready()
     # No org record is published again: the table comes back from disk (once Faust reassigned it).
     wait_until(lambda: org_entries(reference(worker)["org"]) == expected_org, 60, "the org table reopened")
 

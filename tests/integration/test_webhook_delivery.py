@@ -20,9 +20,11 @@ from typing import Any
 import orjson
 import pytest
 
-from salespulse.streams.broker import free_port
+from salespulse.runtime.ports import free_port
+from salespulse.runtime.waiting import wait_until
+from salespulse.runtime.worker_process import WorkerProcess
 from tests.integration.test_stalls import EXPECTED, run, wait_for_alerts
-from tests.support.processes import Publisher, WorkerProcess, wait_until
+from tests.support.processes import Publisher
 
 pytestmark = pytest.mark.integration
 
@@ -104,7 +106,7 @@ def test_each_transition_reaches_each_format_exactly_once_despite_failures(
     # A restart sends nothing again.
     assert worker.stop() == 0
     worker.start()
-    worker.wait_healthy()
+    worker.wait_ready()
     time.sleep(4)
     assert receiver.counts() == every
     assert set(receiver.attempts.values()) == {3}  # each message: two failures, then accepted

@@ -7,7 +7,9 @@ from typing import Any
 
 import orjson
 
-from salespulse.streams.publish import message_key
+from salespulse.kafka.producer import message_key
+from salespulse.runtime.waiting import wait_until
+from salespulse.runtime.worker_process import WorkerProcess
 from tests.reference_model import (
     DEALS_CURRENT_COLUMNS,
     KPI_DAILY_COLUMNS,
@@ -17,7 +19,7 @@ from tests.reference_model import (
     parse_timestamp,
 )
 from tests.scenario import Scenario
-from tests.support.processes import Publisher, WorkerProcess, wait_until
+from tests.support.processes import Publisher
 
 ACTIVITY_TOPICS = {"visit": "visits", "call": "calls", "deal": "deals", "feedback": "feedback"}
 VIEW_COLUMNS = {

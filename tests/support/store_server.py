@@ -9,7 +9,7 @@ import asyncio
 import signal
 import sys
 
-from salespulse.sinks.query_endpoint import QueryEndpoint
+from salespulse.embedded.query_server.service import QueryEndpoint
 
 
 async def serve(path: str, port: int) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from salespulse.streams.simulator import SimulationOptions, generate_history
+from salespulse.simulator import SimulationOptions, generate_history
 
 
 @dataclass

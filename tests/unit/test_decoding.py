@@ -5,9 +5,9 @@ from decimal import Decimal
 import orjson
 import pytest
 
+from salespulse.config import Settings
 from salespulse.schemas import Deal, Visit
-from salespulse.streams.decoding import Decoder, Rejection, Tombstone
-from salespulse.streams.settings import Settings
+from salespulse.schemas.decoding import Decoder, Rejection, Tombstone
 
 VISIT = {
     "event_id": "v-1",

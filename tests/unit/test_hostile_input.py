@@ -1,9 +1,9 @@
 """Property-based tests: hostile and malformed Kafka messages against the decoder and the row builder.
 
-The decoder (``salespulse.streams.decoding``) must turn *any* byte string on *any* input topic
+The decoder (``salespulse.schemas.decoding``) must turn *any* byte string on *any* input topic
 into either a validated event/record or a ``Rejection`` with a known reason and a message a person
 can act on — never an exception (SPEC §3: bad input goes to the DLQ and never stops the pipeline).
-Every accepted event must then become a ClickHouse row (``salespulse.sinks.rows``) without raising,
+Every accepted event must then become a ClickHouse row (``salespulse.sinks.clickhouse.rows``) without raising,
 with values that fit the columns of ``salespulse/sinks/sql/0001_events_and_reference.sql``.
 
 Expectations below were checked against the code and the SPEC, notably:
@@ -32,11 +32,17 @@ import pytest
 from hypothesis import HealthCheck, assume, example, given, note, settings
 from hypothesis import strategies as st
 
+from salespulse.config import Settings
+from salespulse.schemas.decoding import Decoder, Rejection, Tombstone
 from salespulse.schemas.events import ACTIVITY_MODELS, ActivityEvent, Deal
 from salespulse.schemas.reference import REFERENCE_MODELS, ReferenceRecord
-from salespulse.sinks.rows import EVENT_COLUMNS, REFERENCE_COLUMNS, BatchStamp, RowBuilder, SourcePosition
-from salespulse.streams.decoding import Decoder, Rejection, Tombstone
-from salespulse.streams.settings import Settings
+from salespulse.sinks.clickhouse.rows import (
+    EVENT_COLUMNS,
+    REFERENCE_COLUMNS,
+    BatchStamp,
+    RowBuilder,
+    SourcePosition,
+)
 
 # --------------------------------------------------------------------------------------------
 # Fixtures, settings, counters

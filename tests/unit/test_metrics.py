@@ -2,7 +2,7 @@
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
-from salespulse.sinks.metrics import observe_many
+from salespulse.streams.metrics import observe_many
 
 BUCKETS = (0.1, 0.5, 1.0, 5.0)
 AMOUNTS = [0.0, 0.1, 0.10001, 0.5, 0.7, 1.0, 4.99, 5.0, 5.01, 100.0]

@@ -5,16 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from salespulse.streams.broker import free_port
-from salespulse.streams.publish import (
-    BrokerUnavailable,
-    Route,
-    message_key,
-    publish_files,
-    read_lines,
-    route_line,
-)
-from salespulse.streams.settings import Settings
+from salespulse.config import Settings
+from salespulse.kafka.producer import BrokerUnavailable, message_key
+from salespulse.publishing.json_lines import Route, publish_files, read_lines, route_line
+from salespulse.runtime.ports import free_port
 
 
 @pytest.mark.parametrize(

@@ -5,9 +5,9 @@ from decimal import Decimal
 
 import orjson
 
-from salespulse.sinks.rows import DEDUP_BASE, EVENT_COLUMNS, BatchStamp, RowBuilder, SourcePosition
-from salespulse.streams.decoding import Decoder
-from salespulse.streams.settings import Settings
+from salespulse.config import Settings
+from salespulse.schemas.decoding import Decoder
+from salespulse.sinks.clickhouse.rows import DEDUP_BASE, EVENT_COLUMNS, BatchStamp, RowBuilder, SourcePosition
 
 SETTINGS = Settings(currency_rates="EUR=1.08")
 AT = datetime(2026, 3, 2, 1, 2, 3, 456789, tzinfo=UTC)

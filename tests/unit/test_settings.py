@@ -5,7 +5,7 @@ from decimal import Decimal
 import pytest
 from pydantic import ValidationError
 
-from salespulse.streams.settings import Settings, describe_settings_error, load_settings
+from salespulse.config import Settings, describe_settings_error, load_settings
 
 
 def test_defaults_match_the_spec() -> None:

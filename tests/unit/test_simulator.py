@@ -9,15 +9,11 @@ from typing import Any
 import orjson
 import pytest
 
+from salespulse.kafka.producer import message_key
 from salespulse.schemas import ACTIVITY_MODELS, REFERENCE_MODELS
 from salespulse.schemas.events import FUNNEL_STAGES, OPEN_STAGES
-from salespulse.streams.publish import message_key
-from salespulse.streams.simulator import (
-    SimulatedData,
-    SimulationOptions,
-    _relive,
-    generate_history,
-)
+from salespulse.simulator import SimulatedData, SimulationOptions, generate_history
+from salespulse.simulator.live import _relive
 
 START = date(2026, 1, 5)
 DAYS = 120

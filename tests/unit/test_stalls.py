@@ -2,7 +2,8 @@
 
 from datetime import UTC, date, datetime, timedelta
 
-from salespulse.streams.stalls import DealEvent, DealHistory, StallRules, episodes
+from salespulse.config import StallRules
+from salespulse.streams.stall_episodes import DealEvent, DealHistory, episodes
 
 RULES = StallRules(timezone="Asia/Shanghai")
 T0 = datetime(2026, 3, 1, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
@@ -12,7 +13,9 @@ def day(n: float) -> datetime:
     return T0 + timedelta(days=n)
 
 
-def summary(history: DealHistory, now: datetime) -> list[tuple[str, list[tuple[str, datetime, str, str | None]]]]:
+def summary(
+    history: DealHistory, now: datetime
+) -> list[tuple[str, list[tuple[str, datetime, str, str | None]]]]:
     return [
         (episode.reason, [(t.state, t.at, t.severity, t.resolved_by) for t in episode.transitions(now)])
         for episode in episodes(history, RULES, now)

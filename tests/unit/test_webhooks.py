@@ -20,15 +20,11 @@ import orjson
 import pytest
 from aiohttp import web
 
+from salespulse.config import WebhookTarget, parse_targets
 from salespulse.schemas.alerts import StallAlert
-from salespulse.sinks.webhooks import (
-    InMemoryDeliveryLog,
-    NotifyCounts,
-    WebhookNotifier,
-    WebhookTarget,
-    alert_text,
-    parse_targets,
-)
+from salespulse.sinks.webhooks.delivery_log import InMemoryDeliveryLog
+from salespulse.sinks.webhooks.formats import alert_text
+from salespulse.sinks.webhooks.notifier import NotifyCounts, WebhookNotifier
 
 SINCE = datetime(2024, 5, 10, 9, 0, tzinfo=UTC)
 SECRET = "SECa1b2+c3/d4=e5"  # characters that base64 and URL encoding must both handle

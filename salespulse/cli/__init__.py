@@ -1,0 +1,1 @@
+"""The `salespulse` command line (``main``), one module per command group."""

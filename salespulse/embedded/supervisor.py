@@ -1,0 +1,207 @@
+"""`salespulse up`: the embedded mode of SPEC §2, supervised.
+
+The supervisor starts three kinds of processes and watches them:
+
+- the embedded broker (Tansu, memory storage), its own process so a worker crash leaves the
+  broker and its messages alone;
+- the worker (``salespulse worker``) with the embedded ClickHouse under the data directory,
+  restarted with back-off whenever it dies;
+- optionally the simulator.
+
+Ctrl-C or SIGTERM stops them in the safe order: simulator, then worker (which writes what it
+has accepted before it exits), then broker.
+"""
+
+import asyncio
+import signal
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from rich.console import Console
+
+from salespulse.config import Settings
+from salespulse.embedded.broker import EmbeddedBroker
+from salespulse.kafka.admin import ensure_topics
+from salespulse.runtime.children import ChildProcess, settings_environment
+from salespulse.runtime.ports import PortTaken, require_free_port
+from salespulse.runtime.waiting import StopWaiting, wait_until
+
+WORKER_START_TIMEOUT = 120.0
+WORKER_STOP_TIMEOUT = 60.0
+RESTART_BACKOFF_MAX = 30.0
+
+
+@dataclass(frozen=True)
+class EmbeddedOptions:
+    simulate: bool = False
+    rate: float = 20.0
+    seed: int = 42
+    dashboard: bool = False
+
+
+class _Stop(Exception):
+    """Raised in the main thread by SIGTERM, like KeyboardInterrupt is by SIGINT."""
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def run_up(settings: Settings, options: EmbeddedOptions, console: Console | None = None) -> int:
+    """Run the embedded mode until interrupted; returns the process exit code."""
+    console = console or Console(soft_wrap=True)
+    host = "127.0.0.1"
+    broker_port = int(settings.broker.rsplit(":", 1)[1])
+    try:
+        require_free_port(host, broker_port, "embedded broker", "--broker-port")
+        require_free_port(settings.web_host, settings.web_port, "metrics and health endpoint", "--web-port")
+        if settings.sql_port:
+            require_free_port(settings.sql_host, settings.sql_port, "ClickHouse query endpoint", "--sql-port")
+    except PortTaken as taken:
+        console.print(f"[bold red]error:[/] {taken}", highlight=False, soft_wrap=True)
+        return 2
+
+    data_dir = settings.data_dir.resolve()
+    logs = data_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    env = settings_environment(settings.model_copy(update={"data_dir": data_dir}))
+    broker = EmbeddedBroker(broker_port, host, logs / "broker.log")
+    worker = ChildProcess("worker", ["worker"], env, logs / "worker.log")
+    simulator = ChildProcess("simulator", ["simulate", "--rate", str(options.rate), "--seed", str(options.seed),
+                                           "--quiet"], env, logs / "simulator.log")  # fmt: skip
+    health_url = f"http://{settings.web_host}:{settings.web_port}/health"
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        raise _Stop
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        with console.status("starting the embedded broker..."):
+            broker.start()
+            asyncio.run(ensure_topics(settings))
+        with console.status("starting the worker and the embedded ClickHouse..."):
+            worker.start()
+            _wait_healthy(worker, health_url)
+        _print_where(console, settings, data_dir, logs, options)
+        if options.simulate:
+            simulator.start()
+        _supervise(console, settings, options, broker, worker, simulator, health_url)
+    except (KeyboardInterrupt, _Stop):
+        console.print("stopping: simulator, then worker (writing what it accepted), then broker...")
+    except WorkerFailed as failure:
+        console.print(f"[bold red]error:[/] {failure}", highlight=False)
+        return 1
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the flush short
+        simulator.stop(10)
+        worker.stop(WORKER_STOP_TIMEOUT)
+        broker.stop()
+        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    console.print("stopped.")
+    return 0
+
+
+class WorkerFailed(RuntimeError):
+    pass
+
+
+def _wait_healthy(worker: ChildProcess, health_url: str) -> None:
+    def healthy() -> bool:
+        if worker.exit_code() is not None:
+            raise StopWaiting(f"the worker exited with code {worker.exit_code()} while starting; see {worker.log_path}")
+        return _healthy(health_url)
+
+    try:
+        wait_until(healthy, WORKER_START_TIMEOUT, "the worker to become healthy", interval=0.25, error=WorkerFailed)
+    except StopWaiting as exited:
+        raise WorkerFailed(str(exited)) from None
+    except WorkerFailed:
+        raise WorkerFailed(
+            f"the worker did not become healthy within {WORKER_START_TIMEOUT:.0f}s; see {worker.log_path}"
+        ) from None
+
+
+def _print_where(
+    console: Console, settings: Settings, data_dir: Path, logs: Path, options: EmbeddedOptions
+) -> None:
+    sql = f"http://{settings.sql_host}:{settings.sql_port}"
+    web = f"http://{settings.web_host}:{settings.web_port}"
+    console.print("[bold green]salespulse is up[/]")
+    console.print(
+        f"  broker (Kafka protocol, memory storage)  {settings.broker}   topics {settings.topic_prefix}*"
+    )
+    console.print(
+        f"  ClickHouse (read-only HTTP endpoint)     {sql}   database {settings.clickhouse_database}"
+    )
+    console.print(f"  metrics / health                          {web}/metrics   {web}/health")
+    console.print(f"  data                                      {data_dir}")
+    console.print(f"  logs                                      {logs}")
+    if options.simulate:
+        console.print(
+            f"  simulator                                 {options.rate:g} events/s, seed {options.seed}"
+        )
+    console.print(
+        "  query:  salespulse sql \"SELECT * FROM kpi_daily WHERE level = 'region' ORDER BY day DESC LIMIT 10\""
+    )
+    console.print(f"          curl '{sql}/?query=SELECT+*+FROM+deals_current+LIMIT+5+FORMAT+PrettyCompact'")
+    console.print("  stop:   Ctrl-C")
+
+
+def _supervise(
+    console: Console,
+    settings: Settings,
+    options: EmbeddedOptions,
+    broker: EmbeddedBroker,
+    worker: ChildProcess,
+    simulator: ChildProcess,
+    health_url: str,
+) -> None:
+    """Watch the children until interrupted; restart the worker when it dies."""
+    from salespulse.embedded.dashboard import Dashboard
+
+    dashboard = Dashboard(settings, console) if options.dashboard else None
+    backoff = 1.0
+    next_restart: float | None = None
+    with dashboard.live() if dashboard else _nothing():
+        while True:
+            if not broker.alive():
+                raise WorkerFailed(
+                    "the embedded broker exited; it kept messages in memory only, so unconsumed messages are lost. "
+                    f"See {broker.log_path}"
+                )
+            code = worker.exit_code()
+            if code is not None and next_restart is None:
+                console.print(f"[yellow]the worker exited with code {code}; restarting in {backoff:.0f}s[/]")
+                next_restart = time.monotonic() + backoff
+                backoff = min(RESTART_BACKOFF_MAX, backoff * 2)
+            if next_restart is not None and time.monotonic() >= next_restart:
+                worker.stop(1)
+                worker.start()
+                next_restart = None
+            elif code is None and worker.starts > 1 and _healthy(health_url):
+                backoff = 1.0
+            if options.simulate and simulator.exit_code() not in (None, 0):
+                console.print(
+                    f"[yellow]the simulator exited with code {simulator.exit_code()}; see {simulator.log_path}[/]"
+                )
+                simulator.stop(1)
+                simulator.start()
+            if dashboard is not None:
+                dashboard.refresh()
+            time.sleep(1.0)
+
+
+class _nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
