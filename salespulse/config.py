@@ -28,7 +28,7 @@ from salespulse.schemas.events import OPEN_STAGES
 
 ENV_PREFIX = "SALESPULSE_"
 
-# Stall thresholds of SPEC §6, per open stage; the rules file and SALESPULSE_STALL_* override them.
+# Stall thresholds of contract §6, per open stage; the rules file and SALESPULSE_STALL_* override them.
 DEFAULT_IDLE_DAYS: dict[str, int] = {"prospecting": 14, "qualified": 10, "proposal": 7, "negotiation": 5}
 DEFAULT_STAGE_DAYS: dict[str, int] = {"prospecting": 30, "qualified": 21, "proposal": 14, "negotiation": 14}
 DEFAULT_OVERDUE_CRITICAL_DAYS = 7
@@ -36,7 +36,7 @@ DEFAULT_OVERDUE_CRITICAL_DAYS = 7
 
 @dataclass(frozen=True)
 class StallRules:
-    """The stall thresholds in force (SPEC §6): days per open stage, and the reporting time zone."""
+    """The stall thresholds in force (contract §6): days per open stage, and the reporting time zone."""
 
     idle_days: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_IDLE_DAYS))
     stage_days: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_STAGE_DAYS))
@@ -245,7 +245,7 @@ class Settings(BaseSettings):
         default="wall", description="'wall': now is the wall clock; 'event': now is the latest occurred_at."
     )
 
-    # --- Stalled opportunities (SPEC §6) ---------------------------------------------------------
+    # --- Stalled opportunities (contract §6) ---------------------------------------------------------
     stall_idle_days: Annotated[dict[str, int], NoDecode] = Field(
         default_factory=dict,
         description="Days without linked activity before an open deal is idle, per stage.",
@@ -362,7 +362,7 @@ class Settings(BaseSettings):
         return self
 
     def stall_rules(self) -> StallRules:
-        """Thresholds: the SPEC defaults, then the rules file, then SALESPULSE_STALL_* variables."""
+        """Thresholds: the contract's defaults (§6), then the rules file, then SALESPULSE_STALL_* variables."""
         from_file = load_rules_file(self.stall_rules_file) if self.stall_rules_file else {}
         critical_days = self.stall_overdue_critical_days
         if critical_days is None:

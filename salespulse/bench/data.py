@@ -1,6 +1,6 @@
 """Synthetic CRM traffic for the benchmark: a realistic mix, generated fast, with its expected totals.
 
-The simulator (``streams.simulator``) models a sales org in detail but produces tens of
+The simulator (``salespulse.simulator``) models a sales org in detail but produces tens of
 thousands of events per second at most; a benchmark needs a million in seconds. This
 generator keeps the mix of the simulator (about 55% calls, 19% visits, 18% deal updates,
 8% feedback; deals moving through the funnel; activity linked to deals) and writes the JSON
@@ -88,13 +88,19 @@ def generate(
             expected.visits_completed += outcome == "completed"
         elif event_type == "call":
             outcome = rng.choice(("connected", "connected", "no_answer", "busy", "voicemail"))
-            body |= {"direction": rng.choice(("outbound", "inbound")), "duration_seconds": rng.randint(0, 1800),
-                     "outcome": outcome}  # fmt: skip
+            body |= {
+                "direction": rng.choice(("outbound", "inbound")),
+                "duration_seconds": rng.randint(0, 1800),
+                "outcome": outcome,
+            }
             expected.calls_connected += outcome == "connected"
         elif event_type == "deal":
             stage_of[deal] = min(len(FUNNEL) - 1, stage_of[deal] + (rng.random() < 0.3))
-            body |= {"stage": FUNNEL[stage_of[deal]], "amount": f"{rng.randint(1_000, 500_000)}.{rng.randint(0, 99):02d}",
-                     "expected_close_date": (moment + timedelta(days=rng.randint(10, 120))).date().isoformat()}  # fmt: skip
+            body |= {
+                "stage": FUNNEL[stage_of[deal]],
+                "amount": f"{rng.randint(1_000, 500_000)}.{rng.randint(0, 99):02d}",
+                "expected_close_date": (moment + timedelta(days=rng.randint(10, 120))).date().isoformat(),
+            }
             expected.deals.add(str(body["deal_id"]))
         else:
             score_type = rng.choice(("csat", "nps"))
@@ -113,8 +119,15 @@ def preload(bootstrap: str, topic_prefix: str, messages: Iterator[Message]) -> i
     """Publish fast (confluent-kafka batches far better than kafka-python); returns the count."""
     from confluent_kafka import Producer
 
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "batch.num.messages": 20_000,
-                         "queue.buffering.max.messages": 500_000, "acks": "all"})  # fmt: skip
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "linger.ms": 20,
+            "batch.num.messages": 20_000,
+            "queue.buffering.max.messages": 500_000,
+            "acks": "all",
+        }
+    )
     failures: list[str] = []
 
     def delivered(error: object, _message: object) -> None:

@@ -4,7 +4,7 @@
 
 Counts events one by one, as a Faust agent per event would, and writes the rate between the
 first and the EVENTS-th event to RESULT_FILE as JSON. This is what salespulse would reach if it
-processed events with Faust's per-event machinery (SPEC §7, issue: throughput).
+processed events with Faust's per-event machinery (contract §7, issue: throughput).
 """
 
 import os

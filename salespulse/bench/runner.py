@@ -60,8 +60,15 @@ class BenchOptions:
     @classmethod
     def short(cls) -> "BenchOptions":
         """A few seconds of each measurement: for CI, to show the benchmark works and is exact."""
-        return cls(events=30_000, reps=50, deals=3_000, faust_events=10_000, freshness_rate=200.0,
-                   freshness_seconds=5.0, memory_deals=(1_000, 5_000))  # fmt: skip
+        return cls(
+            events=30_000,
+            reps=50,
+            deals=3_000,
+            faust_events=10_000,
+            freshness_rate=200.0,
+            freshness_seconds=5.0,
+            memory_deals=(1_000, 5_000),
+        )
 
 
 class BenchFailed(RuntimeError):
@@ -111,8 +118,12 @@ class Bench:
         """A plain aiokafka consumer: parse every event, count by type and rep."""
 
         async def consume() -> float:
-            consumer = AIOKafkaConsumer(bootstrap_servers=self.broker.bootstrap, group_id=None,
-                                        max_partition_fetch_bytes=8 << 20, fetch_max_bytes=64 << 20)  # fmt: skip
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=self.broker.bootstrap,
+                group_id=None,
+                max_partition_fetch_bytes=8 << 20,
+                fetch_max_bytes=64 << 20,
+            )
             await consumer.start()
             try:
                 partitions = [
@@ -144,10 +155,19 @@ class Bench:
         result, log_path = self.workdir / "faust.json", self.workdir / "faust.log"
         with log_path.open("wb") as log:
             subprocess.run(
-                [sys.executable, "-m", "salespulse.bench.faust_baseline", self.broker.bootstrap, prefix,
-                 str(events), str(result)],
-                stdout=log, stderr=subprocess.STDOUT, timeout=900,
-            )  # fmt: skip
+                [
+                    sys.executable,
+                    "-m",
+                    "salespulse.bench.faust_baseline",
+                    self.broker.bootstrap,
+                    prefix,
+                    str(events),
+                    str(result),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                timeout=900,
+            )
         if not result.exists():
             tail = log_path.read_text(errors="replace")[-500:]
             raise BenchFailed(f"the Faust baseline did not finish: {tail}")
@@ -156,10 +176,21 @@ class Bench:
     def pipeline(self, prefix: str, expected: Expected) -> dict[str, float]:
         worker = _start_worker(self.broker.bootstrap, prefix, self.workdir / "pipeline")
         try:
-            wait_until(lambda: _consumed(worker) > 0, 180, "the worker's first event", interval=0.01, error=BenchFailed)
+            wait_until(
+                lambda: _consumed(worker) > 0,
+                180,
+                "the worker's first event",
+                interval=0.01,
+                error=BenchFailed,
+            )
             first = time.perf_counter()
-            wait_until(lambda: worker.query("SELECT count() FROM events")[0][0] >= expected.events, 3600,
-                       "every event written", interval=0.1, error=BenchFailed)  # fmt: skip
+            wait_until(
+                lambda: worker.query("SELECT count() FROM events")[0][0] >= expected.events,
+                3600,
+                "every event written",
+                interval=0.1,
+                error=BenchFailed,
+            )
             self._check_views(worker, expected)
             elapsed = time.perf_counter() - first
             return {
@@ -178,8 +209,14 @@ class Bench:
         )
         ((deals,),) = worker.query("SELECT count() FROM deals_current")
         got = (visits, completed, calls, connected, csat + nps, deals)
-        want = (expected.by_type["visit"], expected.visits_completed, expected.by_type["call"],
-                expected.calls_connected, expected.by_type["feedback"], len(expected.deals))  # fmt: skip
+        want = (
+            expected.by_type["visit"],
+            expected.visits_completed,
+            expected.by_type["call"],
+            expected.calls_connected,
+            expected.by_type["feedback"],
+            len(expected.deals),
+        )
         if got != want:
             raise BenchFailed(f"views not exact: got {got}, expected {want}")
 
@@ -188,7 +225,13 @@ class Bench:
         self._topics(prefix)
         worker = _start_worker(self.broker.bootstrap, prefix, self.workdir / "freshness")
         try:
-            wait_until(lambda: worker.query("SELECT 1")[0][0] == 1, 120, "the query endpoint", interval=0.05, error=BenchFailed)
+            wait_until(
+                lambda: worker.query("SELECT 1")[0][0] == 1,
+                120,
+                "the query endpoint",
+                interval=0.05,
+                error=BenchFailed,
+            )
             total = int(self.options.freshness_rate * self.options.freshness_seconds)
             published: list[float] = []
             thread = threading.Thread(
@@ -209,8 +252,13 @@ class Bench:
                 raise BenchFailed(f"only {len(visible_at)} of {total} fresh events became visible")
             delays = sorted(seen - sent for seen, sent in zip(visible_at, published, strict=True))
             quantiles = statistics.quantiles(delays, n=100, method="inclusive")
-            return {"events": total, "rate": self.options.freshness_rate, "p50_ms": quantiles[49] * 1000,
-                    "p95_ms": quantiles[94] * 1000, "p99_ms": quantiles[98] * 1000}  # fmt: skip
+            return {
+                "events": total,
+                "rate": self.options.freshness_rate,
+                "p50_ms": quantiles[49] * 1000,
+                "p95_ms": quantiles[94] * 1000,
+                "p99_ms": quantiles[98] * 1000,
+            }
         finally:
             worker.stop()
 
@@ -223,9 +271,14 @@ class Bench:
             due = start + number / self.options.freshness_rate
             if (pause := due - time.time()) > 0:
                 time.sleep(pause)
-            body = {"event_id": f"fresh-{number}", "occurred_at": datetime.now(UTC).isoformat(),
-                    "rep_id": "bench-fresh", "customer_id": f"c-{number % 97}", "duration_minutes": 5,
-                    "outcome": "completed"}  # fmt: skip
+            body = {
+                "event_id": f"fresh-{number}",
+                "occurred_at": datetime.now(UTC).isoformat(),
+                "rep_id": "bench-fresh",
+                "customer_id": f"c-{number % 97}",
+                "duration_minutes": 5,
+                "outcome": "completed",
+            }
             published.append(time.time())
             producer.produce(f"{prefix}visits", orjson.dumps(body), b"fresh")
             producer.poll(0)
@@ -236,21 +289,45 @@ class Bench:
         prefix = f"m{index}."
         recent = datetime.now(UTC) - timedelta(hours=6)  # recent activity: nothing is stalled
         expected = Expected()
-        count, _ = self._load(prefix, generate(deals * 3, reps=self.options.reps, open_deals=deals,
-                                               seed=self.options.seed + index, start=recent, days=1,
-                                               expected=expected, id_prefix="m"))  # fmt: skip
+        count, _ = self._load(
+            prefix,
+            generate(
+                deals * 3,
+                reps=self.options.reps,
+                open_deals=deals,
+                seed=self.options.seed + index,
+                start=recent,
+                days=1,
+                expected=expected,
+                id_prefix="m",
+            ),
+        )
         worker = _start_worker(self.broker.bootstrap, prefix, self.workdir / f"memory-{deals}")
         try:
             wait_until(lambda: _consumed(worker) >= count, 3600, f"{count} events", error=BenchFailed)
             time.sleep(3)  # a stall round and a few flush cycles
             after_deals = worker.rss_mb()
-            more, _ = self._load(prefix, generate(deals * 3, reps=self.options.reps, open_deals=deals,
-                                                  seed=self.options.seed + 100 + index, start=recent, days=1,
-                                                  id_prefix="n"))  # fmt: skip
+            more, _ = self._load(
+                prefix,
+                generate(
+                    deals * 3,
+                    reps=self.options.reps,
+                    open_deals=deals,
+                    seed=self.options.seed + 100 + index,
+                    start=recent,
+                    days=1,
+                    id_prefix="n",
+                ),
+            )
             wait_until(lambda: _consumed(worker) >= count + more, 3600, "the second pass", error=BenchFailed)
             time.sleep(3)
-            return {"open_deals": len(expected.deals), "events": count, "rss_mb": after_deals,
-                    "events_after_second_pass": count + more, "rss_mb_after_second_pass": worker.rss_mb()}  # fmt: skip
+            return {
+                "open_deals": len(expected.deals),
+                "events": count,
+                "rss_mb": after_deals,
+                "events_after_second_pass": count + more,
+                "rss_mb_after_second_pass": worker.rss_mb(),
+            }
         finally:
             worker.stop()
 
@@ -261,8 +338,16 @@ class Bench:
         self.broker.start()
         try:
             expected = Expected()
-            count, seconds = self._load("t.", generate(options.events, reps=options.reps, open_deals=options.deals,
-                                                       seed=options.seed, expected=expected))  # fmt: skip
+            count, seconds = self._load(
+                "t.",
+                generate(
+                    options.events,
+                    reps=options.reps,
+                    open_deals=options.deals,
+                    seed=options.seed,
+                    expected=expected,
+                ),
+            )
             say(f"preloaded {count:,} events in {seconds:.1f}s")
             ceiling = self.ceiling("t.", count)
             say(f"ceiling (plain aiokafka consumer): {ceiling:,.0f} events/s")
@@ -273,13 +358,17 @@ class Bench:
                 f"pipeline (first consumed → exact in the views): {pipeline['events_per_second']:,.0f} events/s"
             )
             freshness = self.freshness("f.")
-            say(f"freshness at {options.freshness_rate:g}/s: p50 {freshness['p50_ms']:.0f} ms, "
-                f"p95 {freshness['p95_ms']:.0f} ms, p99 {freshness['p99_ms']:.0f} ms")  # fmt: skip
+            say(
+                f"freshness at {options.freshness_rate:g}/s: p50 {freshness['p50_ms']:.0f} ms, "
+                f"p95 {freshness['p95_ms']:.0f} ms, p99 {freshness['p99_ms']:.0f} ms"
+            )
             memory = []
             for index, deals in enumerate(options.memory_deals):
                 memory.append(self.memory(index, deals))
-                say(f"memory with {memory[-1]['open_deals']:,} open deals: {memory[-1]['rss_mb']:.0f} MB RSS "
-                    f"({memory[-1]['rss_mb_after_second_pass']:.0f} MB after reading them twice as many events)")  # fmt: skip
+                say(
+                    f"memory with {memory[-1]['open_deals']:,} open deals: {memory[-1]['rss_mb']:.0f} MB RSS "
+                    f"({memory[-1]['rss_mb_after_second_pass']:.0f} MB after reading them twice as many events)"
+                )
         finally:
             self.broker.stop()
         self.results = {
@@ -309,16 +398,32 @@ class Bench:
             "ceiling: plain aiokafka consumer", f"{r['ceiling_events_per_second']:,.0f} ev/s", "", ""
         )
         table.add_row("bare Faust agent loop", f"{r['faust_bare_events_per_second']:,.0f} ev/s", "", "")
-        table.add_row("pipeline vs ceiling", f"{pipe:,.0f} ev/s", f"{r['ceiling_events_per_second']:,.0f} ev/s",
-                      f"{r['ratio_pipeline_to_ceiling']:.2f}×")  # fmt: skip
-        table.add_row("pipeline vs bare Faust", f"{pipe:,.0f} ev/s", f"{r['faust_bare_events_per_second']:,.0f} ev/s",
-                      f"{r['ratio_pipeline_to_faust']:.1f}×")  # fmt: skip
+        table.add_row(
+            "pipeline vs ceiling",
+            f"{pipe:,.0f} ev/s",
+            f"{r['ceiling_events_per_second']:,.0f} ev/s",
+            f"{r['ratio_pipeline_to_ceiling']:.2f}×",
+        )
+        table.add_row(
+            "pipeline vs bare Faust",
+            f"{pipe:,.0f} ev/s",
+            f"{r['faust_bare_events_per_second']:,.0f} ev/s",
+            f"{r['ratio_pipeline_to_faust']:.1f}×",
+        )
         fresh = r["freshness"]
-        table.add_row(f"freshness at {fresh['rate']:g}/s (p50 / p95 / p99)",
-                      f"{fresh['p50_ms']:.0f} / {fresh['p95_ms']:.0f} / {fresh['p99_ms']:.0f} ms", "", "")  # fmt: skip
+        table.add_row(
+            f"freshness at {fresh['rate']:g}/s (p50 / p95 / p99)",
+            f"{fresh['p50_ms']:.0f} / {fresh['p95_ms']:.0f} / {fresh['p99_ms']:.0f} ms",
+            "",
+            "",
+        )
         for entry in r["memory"]:
-            table.add_row(f"worker RSS, {entry['open_deals']:,} open deals", f"{entry['rss_mb']:.0f} MB",
-                          f"{entry['rss_mb_after_second_pass']:.0f} MB after 2× events", "")  # fmt: skip
+            table.add_row(
+                f"worker RSS, {entry['open_deals']:,} open deals",
+                f"{entry['rss_mb']:.0f} MB",
+                f"{entry['rss_mb_after_second_pass']:.0f} MB after 2× events",
+                "",
+            )
         return table
 
 

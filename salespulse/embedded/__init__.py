@@ -1,2 +1,2 @@
-"""The embedded mode (SPEC §2): the `up` supervisor, the embedded broker, the terminal dashboard
+"""The embedded mode (contract §2): the `up` supervisor, the embedded broker, the terminal dashboard
 and the read-only ClickHouse query server over the embedded engine."""

@@ -25,9 +25,20 @@ REFRESH_SECONDS = 2.0
 TOP_REPS = 5
 
 _OVERVIEW_COLUMNS = (
-    "visits", "calls", "calls_connected", "new_customers", "deals_created", "deals_won", "deals_lost",
-    "won_amount", "csat_satisfied", "csat_count", "nps_promoters", "nps_detractors", "nps_count",
-)  # fmt: skip
+    "visits",
+    "calls",
+    "calls_connected",
+    "new_customers",
+    "deals_created",
+    "deals_won",
+    "deals_lost",
+    "won_amount",
+    "csat_satisfied",
+    "csat_count",
+    "nps_promoters",
+    "nps_detractors",
+    "nps_count",
+)
 
 
 def _money(value: Any) -> str:
@@ -99,9 +110,15 @@ class Dashboard:
             (f"revenue {currency}", lambda k: _money(k["won_amount"])),
             ("avg deal size", lambda k: _money(k["won_amount"] / k["deals_won"]) if k["deals_won"] else "–"),
             ("CSAT", lambda k: _percent(k["csat_satisfied"], k["csat_count"])),
-            ("NPS", lambda k: f"{100 * (k['nps_promoters'] - k['nps_detractors']) / k['nps_count']:.0f}"
-             if k["nps_count"] else "–"),
-        ):  # fmt: skip
+            (
+                "NPS",
+                lambda k: (
+                    f"{100 * (k['nps_promoters'] - k['nps_detractors']) / k['nps_count']:.0f}"
+                    if k["nps_count"]
+                    else "–"
+                ),
+            ),
+        ):
             overview.add_row(label, render(kpis["today"]), render(kpis["month"]))
 
         regions = Table(title=f"Revenue by region this month ({currency})")

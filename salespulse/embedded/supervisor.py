@@ -1,4 +1,4 @@
-"""`salespulse up`: the embedded mode of SPEC §2, supervised.
+"""`salespulse up`: the embedded mode of contract §2, supervised.
 
 The supervisor starts three kinds of processes and watches them:
 
@@ -74,8 +74,12 @@ def run_up(settings: Settings, options: EmbeddedOptions, console: Console | None
     env = settings_environment(settings.model_copy(update={"data_dir": data_dir}))
     broker = EmbeddedBroker(broker_port, host, logs / "broker.log")
     worker = ChildProcess("worker", ["worker"], env, logs / "worker.log")
-    simulator = ChildProcess("simulator", ["simulate", "--rate", str(options.rate), "--seed", str(options.seed),
-                                           "--quiet"], env, logs / "simulator.log")  # fmt: skip
+    simulator = ChildProcess(
+        "simulator",
+        ["simulate", "--rate", str(options.rate), "--seed", str(options.seed), "--quiet"],
+        env,
+        logs / "simulator.log",
+    )
     health_url = f"http://{settings.web_host}:{settings.web_port}/health"
 
     def on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -116,11 +120,15 @@ class WorkerFailed(RuntimeError):
 def _wait_healthy(worker: ChildProcess, health_url: str) -> None:
     def healthy() -> bool:
         if worker.exit_code() is not None:
-            raise StopWaiting(f"the worker exited with code {worker.exit_code()} while starting; see {worker.log_path}")
+            raise StopWaiting(
+                f"the worker exited with code {worker.exit_code()} while starting; see {worker.log_path}"
+            )
         return _healthy(health_url)
 
     try:
-        wait_until(healthy, WORKER_START_TIMEOUT, "the worker to become healthy", interval=0.25, error=WorkerFailed)
+        wait_until(
+            healthy, WORKER_START_TIMEOUT, "the worker to become healthy", interval=0.25, error=WorkerFailed
+        )
     except StopWaiting as exited:
         raise WorkerFailed(str(exited)) from None
     except WorkerFailed:

@@ -1,6 +1,6 @@
 """`salespulse dlq list` and `salespulse dlq replay`: the dead-letter workflow.
 
-The DLQ topic holds every rejected message with its reason and original bytes (streams/dlq.py).
+The DLQ topic holds every rejected message with its reason and original bytes (``schemas.dead_letters``).
 After the cause is fixed — a currency rate added, a CRM bug fixed upstream — `replay` sends the
 original bytes back to their source topics with their original keys. The worker then judges
 them again: accepted ones are written once (an event_id already accepted is a duplicate, so a
@@ -78,9 +78,12 @@ async def _with_consumer(
     settings: Settings, work: Callable[[AIOKafkaConsumer, list[TopicPartition]], Awaitable[Any]]
 ) -> Any:
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.broker, group_id=_group(settings), enable_auto_commit=False,
-        auto_offset_reset="earliest", request_timeout_ms=15_000,
-    )  # fmt: skip
+        bootstrap_servers=settings.broker,
+        group_id=_group(settings),
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        request_timeout_ms=15_000,
+    )
     await consumer.start()
     try:
         topic = Topics.from_settings(settings).dlq

@@ -4,7 +4,7 @@ One producer wrapper (:class:`TopicPublisher`) and one keying rule (:func:`messa
 every publisher of salespulse: JSON Lines files (``salespulse.publishing``), the simulator, and
 :func:`publish_records`, which sends ``(type, dict)`` pairs (the simulator and tests).
 
-Keys (SPEC §3): activity events are keyed by ``deal_id`` when they have one, else by
+Keys (contract §3): activity events are keyed by ``deal_id`` when they have one, else by
 ``customer_id``, so every event of a deal lands on one partition in order; reference records by
 their compaction key (``rep_id|effective_from``, ``level|entity_id|metric|period|period_start``,
 ``customer_id``), derived from the record's own fields.
@@ -52,8 +52,8 @@ def message_key(record_type: str, record: Mapping[str, Any]) -> str | None:
     """The Kafka key of one event or reference record (the one keying rule of salespulse).
 
     - Activity events: ``deal_id`` when present, else ``customer_id``, else no key (the
-      partitioner spreads such messages; the pipeline does not depend on keys, SPEC §3).
-    - Reference records: the compaction key of SPEC §3, the record's key fields joined with
+      partitioner spreads such messages; the pipeline does not depend on keys, contract §3).
+    - Reference records: the compaction key of contract §3, the record's key fields joined with
       ``|`` exactly as written in the record (so it equals ``record_key`` of every valid record).
       Compacted topics need a key, and two *different* invalid records must not compact each
       other away before the pipeline has sent them to the DLQ, so a record missing a key field

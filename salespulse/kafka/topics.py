@@ -1,4 +1,4 @@
-"""The Kafka topics of SPEC §3 and what each one carries.
+"""The Kafka topics of contract §3 and what each one carries.
 
 Names come from the configurable prefix (``crm.`` by default). Reference topics are
 compacted; the others keep their messages for the broker's retention.

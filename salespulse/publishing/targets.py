@@ -1,6 +1,6 @@
 """`salespulse targets import`: targets kept in a spreadsheet, published to the targets topic.
 
-Managers keep targets in CSV (a header row with the target fields of SPEC §3) or JSON Lines.
+Managers keep targets in CSV (a header row with the target fields of contract §3) or JSON Lines.
 Every row is validated with the same model the pipeline uses; a bad row is reported with its
 line number and the reason, and the good rows are published anyway (one bad cell must not
 hold back a whole team's targets). Later records for the same key replace earlier ones in

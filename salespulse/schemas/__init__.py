@@ -1,4 +1,4 @@
-"""Pydantic models of every event and reference record of SPEC §3, and their JSON Schema export."""
+"""Pydantic models of every event and reference record of contract §3, and their JSON Schema export."""
 
 from salespulse.schemas.events import (
     ACTIVITY_MODELS,

@@ -1,4 +1,4 @@
-"""Stall alerts (SPEC §6): one message per transition of an alert, on the ``crm.alerts`` topic.
+"""Stall alerts (contract §6): one message per transition of an alert, on the ``crm.alerts`` topic.
 
 An alert covers one *episode* of one rule on one deal: it is ``opened`` when the rule starts to
 hold, ``escalated`` when it turns critical, ``resolved`` when an activity, a stage change, a

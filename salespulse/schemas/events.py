@@ -1,4 +1,4 @@
-"""The four activity events CRMs publish (SPEC §3): visit, call, deal and feedback.
+"""The four activity events CRMs publish (contract §3): visit, call, deal and feedback.
 
 Models are strict (a number where a string is expected is an error, not a guess) and
 tolerant (unknown fields are ignored so CRMs can add fields freely). Amounts are the
@@ -23,7 +23,7 @@ from salespulse.schemas.fields import (
 
 EventType = Literal["visit", "call", "deal", "feedback"]
 
-# The funnel, in order (SPEC §3). won and lost close a deal; the others are open stages.
+# The funnel, in order (contract §3). won and lost close a deal; the others are open stages.
 FUNNEL_STAGES: tuple[str, ...] = ("prospecting", "qualified", "proposal", "negotiation", "won", "lost")
 OPEN_STAGES: tuple[str, ...] = FUNNEL_STAGES[:4]
 Stage = Literal["prospecting", "qualified", "proposal", "negotiation", "won", "lost"]

@@ -28,7 +28,7 @@ EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 
 
-# pydantic also reads numbers and digit strings ("1772415000") as Unix times; SPEC §3 asks for
+# pydantic also reads numbers and digit strings ("1772415000") as Unix times; contract §3 asks for
 # RFC 3339 text with an offset, so numbers are refused here and pydantic-core checks the rest.
 _NUMBER = re.compile(r"\s*[+-]?\d+(\.\d*)?\s*")
 

@@ -1,4 +1,4 @@
-"""Reference data on compacted topics (SPEC §3): org history, targets and customers.
+"""Reference data on compacted topics (contract §3): org history, targets and customers.
 
 Each record has a ``record_key``: the compaction key that keeps its history apart
 (``rep_id|effective_from`` for org records, and so on). The pipeline derives the key

@@ -101,7 +101,7 @@ def run_live(
     """Publish live CRM traffic until ``duration`` seconds pass or SIGINT/SIGTERM arrives.
 
     First the reference data (org, customers, targets of the current month and quarter and of
-    the backfilled period), keyed as SPEC §3 says, acknowledged before anything else; then,
+    the backfilled period), keyed as contract §3 says, acknowledged before anything else; then,
     with ``backfill_days``, that many days of history at full speed; then activity events at
     ``rate`` per second with occurred_at from ``clock`` (the wall clock). The same seed gives
     the same org, customers and sequence of events; event and deal ids get a fresh tag per run,

@@ -54,8 +54,10 @@ class Faults:
             elif key.startswith("kill_") and key.removeprefix("kill_") in KILL_POINTS:
                 self.kill_probability[key.removeprefix("kill_")] = float(value)
             else:
-                raise ValueError(f"unknown fault '{item}' in SALESPULSE_FAULTS; known: seed, fail_writes_while, "
-                                 + ", ".join(f"kill_{point}" for point in KILL_POINTS))  # fmt: skip
+                raise ValueError(
+                    f"unknown fault '{item}' in SALESPULSE_FAULTS; known: seed, fail_writes_while, "
+                    + ", ".join(f"kill_{point}" for point in KILL_POINTS)
+                )
         # A different stream per process, reproducible from the seed and the pid.
         self._random = random.Random(None if seed is None else seed * 1_000_003 + os.getpid())
 

@@ -1,6 +1,6 @@
 """The follow-ups gauge: customers due or overdue for their regular contact (定期回访), by team and tier.
 
-The rule itself lives in the ``followup_due`` view (sinks/sql/views_management.sql); this
+The rule itself lives in the ``followup_due`` view (sinks/clickhouse/sql/views_management.sql); this
 service only reads it on a timer so that Prometheus can alert on it. Every worker reads the
 whole view (it is not split by partition), so aggregate with ``max`` across workers, not ``sum``.
 """

@@ -1,7 +1,7 @@
 """The ingest service: input topics → validated batches → ClickHouse, effectively once.
 
 Why a batch consumer and not one Faust agent per topic: Faust's per-event machinery tops out
-near 10,000 events/s on a 2-core machine, while SPEC §7 asks batch work to run close to
+near 10,000 events/s on a 2-core machine, while contract §7 asks batch work to run close to
 what the machine allows. So this service, which runs inside the Faust worker, reads every
 input topic with one aiokafka consumer in batches, and for each flushed batch:
 
@@ -309,8 +309,12 @@ class IngestService(Service):
                 self.metrics.sink_errors.labels(error=type(error).__name__).inc()
                 self.metrics.clickhouse_up.set(0)
                 self.health.record_sink_error(error)
-                log.warning("ingest: ClickHouse write failed (%s: %s); retrying in %.1fs", type(error).__name__,
-                            str(error)[:300], delay)  # fmt: skip
+                log.warning(
+                    "ingest: ClickHouse write failed (%s: %s); retrying in %.1fs",
+                    type(error).__name__,
+                    str(error)[:300],
+                    delay,
+                )
                 await asyncio.sleep(delay)  # the consume loop pauses fetching meanwhile
                 delay = min(RETRY_MAX_SECONDS, delay * 2) * random.uniform(0.8, 1.2)
                 continue
@@ -379,8 +383,13 @@ class IngestService(Service):
             except Exception as error:
                 if self.should_stop or isinstance(error, MigrationFailed):
                     raise
-                log.warning("ingest: could not %s (%s: %s); retrying in %.1fs", what, type(error).__name__,
-                            str(error)[:300], delay)  # fmt: skip
+                log.warning(
+                    "ingest: could not %s (%s: %s); retrying in %.1fs",
+                    what,
+                    type(error).__name__,
+                    str(error)[:300],
+                    delay,
+                )
                 if sink:
                     self.health.record_sink_error(error)
                 await asyncio.sleep(delay)

@@ -1,4 +1,4 @@
-"""Prometheus metrics of the worker (SPEC §7 observability).
+"""Prometheus metrics of the worker (contract §7 observability).
 
 One ``Metrics`` object per worker process, on its own registry, served at ``/metrics``.
 The event counters reconcile: for every type, consumed = accepted + duplicate + rejected.

@@ -28,8 +28,13 @@ def add_reference_tables(app: faust.App, settings: Settings) -> dict[str, TableT
     topics = Topics.from_settings(settings)
     tables: dict[str, TableT] = {}
     for record_type, model in REFERENCE_MODELS.items():
-        source = app.topic(topics.for_type(record_type), key_type=bytes, value_type=bytes,
-                           key_serializer="raw", value_serializer="raw")  # fmt: skip
+        source = app.topic(
+            topics.for_type(record_type),
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+        )
         table = app.Table(
             f"reference-{record_type}",  # changelog topic: <app_id>-reference-<type>-changelog
             default=None,

@@ -1,4 +1,4 @@
-"""Stall episodes (SPEC §6): when an open deal is idle, stuck or overdue, as a pure function of its history.
+"""Stall episodes (contract §6): when an open deal is idle, stuck or overdue, as a pure function of its history.
 
 Given a deal's history (its deal events in CRM order and the times of the visits, calls and
 feedback linked to it), the rules and "now", :func:`episodes` returns every stall episode the

@@ -1,4 +1,4 @@
-"""The stall monitor: applies the stall rules (``streams.stalls``) and emits alert transitions.
+"""The stall monitor: applies the stall rules (``streams.stall_episodes``) and emits alert transitions.
 
 It runs inside the worker, on a timer and after every flush that brought new events. Each
 round it re-examines only the deals that can have changed:
@@ -73,7 +73,7 @@ class RoundResult:
 
 
 class StallMonitor(Service):
-    """Watches open deals and emits stall alert transitions (SPEC §6)."""
+    """Watches open deals and emits stall alert transitions (contract §6)."""
 
     def __init__(
         self,
@@ -214,17 +214,32 @@ class StallMonitor(Service):
                     if transition_id in recorded.get(deal_id, {}):
                         continue
                     emitted.append(
-                        _alert(episode, transition.state, transition.at, transition.severity,
-                               transition.resolved_by, info, detected_at, self.settings.reporting_currency)
-                    )  # fmt: skip
+                        _alert(
+                            episode,
+                            transition.state,
+                            transition.at,
+                            transition.severity,
+                            transition.resolved_by,
+                            info,
+                            detected_at,
+                            self.settings.reporting_currency,
+                        )
+                    )
             # An alert the new history no longer supports (a late event rewrote it): resolve it now.
             for alert_id, states in _alerts_by_id(recorded.get(deal_id, {})).items():
                 if alert_id not in live_alerts and "resolved" not in states and "opened" in states:
                     opened = states["opened"]
-                    emitted.append(opened.model_copy(update={
-                        "transition_id": f"{alert_id}:resolved", "state": "resolved", "at": now,
-                        "resolved_by": "rule_cleared", "detected_at": detected_at,
-                    }))  # fmt: skip
+                    emitted.append(
+                        opened.model_copy(
+                            update={
+                                "transition_id": f"{alert_id}:resolved",
+                                "state": "resolved",
+                                "at": now,
+                                "resolved_by": "rule_cleared",
+                                "detected_at": detected_at,
+                            }
+                        )
+                    )
         return emitted
 
     # --- queries ---------------------------------------------------------------------------------
@@ -338,8 +353,11 @@ class StallMonitor(Service):
             return
         on_topic = await self._transition_ids_on_topic()
         missing = [alert for alert in pending if alert.transition_id not in on_topic]
-        log.info("stall monitor: %d transitions awaited publishing, %d were not on the topic", len(pending),
-                 len(missing))  # fmt: skip
+        log.info(
+            "stall monitor: %d transitions awaited publishing, %d were not on the topic",
+            len(pending),
+            len(missing),
+        )
         if missing:
             await self._publish(missing)
         await asyncio.to_thread(self._record, pending, True)
@@ -435,9 +453,15 @@ class StallMonitor(Service):
 
 
 def _alert(
-    episode: Episode, state: str, at: datetime, severity: str, resolved_by: str | None,
-    info: dict[str, Any], detected_at: datetime, currency: str,
-) -> StallAlert:  # fmt: skip
+    episode: Episode,
+    state: str,
+    at: datetime,
+    severity: str,
+    resolved_by: str | None,
+    info: dict[str, Any],
+    detected_at: datetime,
+    currency: str,
+) -> StallAlert:
     return StallAlert(
         alert_id=episode.alert_id,
         transition_id=f"{episode.alert_id}:{state}",

@@ -11,7 +11,7 @@ import clickhouse_connect
 import pytest
 
 from salespulse.runtime.ports import free_port
-from tests.scenario import build_scenario
+from tests.oracle.scenario import build_scenario
 from tests.support.pipeline import (
     actual_views,
     assert_views_equal,
@@ -22,8 +22,6 @@ from tests.support.pipeline import (
     wait_consumed,
 )
 from tests.support.processes import Publisher, spawn_worker
-
-pytestmark = pytest.mark.e2e
 
 SCENARIO = build_scenario()
 
@@ -57,11 +55,25 @@ class Up:
             env.pop(name)  # `up` takes these from its flags
         log = (self.data_dir.parent / f"up-{self.data_dir.name}.log").open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "salespulse", "up", "--data-dir", str(self.data_dir),
-             "--broker-port", str(self.broker_port), "--web-port", str(self.web_port),
-             "--sql-port", str(self.sql_port), "--no-dashboard"],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "salespulse",
+                "up",
+                "--data-dir",
+                str(self.data_dir),
+                "--broker-port",
+                str(self.broker_port),
+                "--web-port",
+                str(self.web_port),
+                "--sql-port",
+                str(self.sql_port),
+                "--no-dashboard",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         self.worker.wait_ready()
 
     def sigterm(self) -> int:
@@ -119,8 +131,10 @@ def test_the_query_endpoint_serves_clickhouse_clients_and_refuses_writes(up: Up)
     curl = ["curl", "-s", "-S", f"http://127.0.0.1:{up.sql_port}/"]
     count = subprocess.run(
         [*curl[:-1], f"{curl[-1]}?database=salespulse&query=SELECT+count()+FROM+deals_current"],
-        capture_output=True, check=True, text=True,
-    ).stdout  # fmt: skip
+        capture_output=True,
+        check=True,
+        text=True,
+    ).stdout
     assert count == f"{deals}\n"
     events_before = client.query("SELECT count() FROM events").result_rows[0][0]
     for statement in (
@@ -128,8 +142,12 @@ def test_the_query_endpoint_serves_clickhouse_clients_and_refuses_writes(up: Up)
         "DROP TABLE salespulse.events",
         "CREATE TABLE salespulse.extra (a UInt8) ENGINE = Memory",
     ):
-        reply = subprocess.run([*curl, "-w", "\n%{http_code}", "--data-binary", statement],
-                               capture_output=True, check=True, text=True).stdout  # fmt: skip
+        reply = subprocess.run(
+            [*curl, "-w", "\n%{http_code}", "--data-binary", statement],
+            capture_output=True,
+            check=True,
+            text=True,
+        ).stdout
         body, status = reply.rsplit("\n", 1)
         assert status == "500" and "Code: 164" in body and "(READONLY)" in body, reply
         with pytest.raises(Exception, match="READONLY"):
@@ -145,10 +163,21 @@ def test_a_taken_port_is_refused_with_a_clear_message(tmp_path: Path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         result = subprocess.run(
-            [sys.executable, "-m", "salespulse", "up", "--data-dir", str(tmp_path), "--broker-port", str(port),
-             "--no-dashboard"],
-            capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "salespulse",
+                "up",
+                "--data-dir",
+                str(tmp_path),
+                "--broker-port",
+                str(port),
+                "--no-dashboard",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     assert result.returncode == 2
     assert f"port {port} on 127.0.0.1 is already in use" in result.stdout
     assert "--broker-port" in result.stdout

@@ -1,4 +1,4 @@
-"""Crash trials: SIGKILL the worker again and again while events stream in (SPEC §7).
+"""Crash trials: SIGKILL the worker again and again while events stream in (contract §7).
 
 Kills come from two sides: the worker kills itself at chosen points of a flush (while
 writing to ClickHouse, after writing but before committing offsets, while committing —
@@ -21,7 +21,8 @@ import pytest
 from salespulse.kafka.producer import message_key
 from salespulse.runtime.waiting import wait_until
 from salespulse.runtime.worker_process import WorkerProcess
-from tests.reference_model import expected_views
+from tests.oracle.reference_model import expected_views
+from tests.oracle.storm import build_storm
 from tests.support.pipeline import (
     ACTIVITY_TOPICS,
     actual_views,
@@ -30,9 +31,6 @@ from tests.support.pipeline import (
     sorted_views,
 )
 from tests.support.processes import Publisher
-from tests.support.storm import build_storm
-
-pytestmark = pytest.mark.integration
 
 SEED = 20261122
 MIN_KILLS = 20

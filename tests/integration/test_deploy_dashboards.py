@@ -1,11 +1,11 @@
 """The Grafana dashboards, their provisioning and the compose file work against the real pipeline.
 
 - Every ClickHouse panel's SQL runs against the views of a real worker (embedded broker and
-  chDB) that has ingested the scenario of tests/scenario.py, returns at least one row and
+  chDB) that has ingested the scenario of tests/oracle/scenario.py, returns at least one row and
   exactly the columns listed in ``EXPECTED_COLUMNS`` below; it reads only the contract views
-  of SPEC §5; a few panels are compared with the independent reference model.
+  of contract §5; a few panels are compared with the independent reference model.
 - Every Prometheus panel's PromQL parses (``promtool check rules``) and names only metrics the
-  worker exports (salespulse/sinks/metrics.py).
+  worker exports (salespulse/streams/metrics.py).
 - ``docker-compose config -q`` accepts docker-compose.yml, and its services, mounts and the
   Grafana datasource uids fit together.
 
@@ -18,7 +18,7 @@ scenario's reporting period as the dashboard time range:
 Any other ``$`` macro or variable fails the test: add its replacement here first.
 
 The worker runs with ``SALESPULSE_CLOCK=event`` so that "now" is the scenario's last event and
-the stall panels have stalled deals to show (SPEC §6); KPI views do not depend on the clock.
+the stall panels have stalled deals to show (contract §6); KPI views do not depend on the clock.
 
 Needs Debian's ``docker-compose`` and Prometheus' ``promtool`` on PATH
 (``apt-get install -y docker-compose prometheus``); a missing tool fails rather than skips.
@@ -29,7 +29,7 @@ import re
 import shutil
 import subprocess
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -42,18 +42,16 @@ import yaml
 from salespulse.embedded.broker import EmbeddedBroker
 from salespulse.runtime.waiting import wait_until
 from salespulse.runtime.worker_process import WorkerProcess
-from tests.reference_model import KPI_DAILY_COLUMNS, STAGE_CONVERSION_COLUMNS
-from tests.scenario import PERIOD_END, PERIOD_START, build_scenario
+from tests.oracle.reference_model import KPI_DAILY_COLUMNS, STAGE_CONVERSION_COLUMNS
+from tests.oracle.scenario import PERIOD_END, PERIOD_START, build_scenario
 from tests.support.pipeline import expected_for, publish_events, publish_org, scenario_env, wait_consumed
 from tests.support.processes import Publisher, spawn_worker
-
-pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARDS = ROOT / "deploy" / "grafana" / "dashboards"
 PROVISIONING = ROOT / "deploy" / "grafana" / "provisioning"
 COMPOSE = ROOT / "docker-compose.yml"
-METRICS_MODULE = ROOT / "salespulse" / "sinks" / "metrics.py"
+METRICS_MODULE = ROOT / "salespulse" / "streams" / "metrics.py"
 
 CLICKHOUSE_UID = "salespulse-clickhouse"
 PROMETHEUS_UID = "salespulse-prometheus"
@@ -218,8 +216,21 @@ def exported_metrics() -> set[str]:
     return names
 
 
-PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "offset", "bool",
-                "and", "or", "unless", "inf", "nan"}  # fmt: skip
+PROMQL_WORDS = {
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "offset",
+    "bool",
+    "and",
+    "or",
+    "unless",
+    "inf",
+    "nan",
+}
 
 
 def metrics_in(expr: str) -> set[str]:
@@ -479,14 +490,30 @@ def test_stall_panels_agree_with_each_other(scenario_worker: WorkerProcess) -> N
 
 def test_prometheus_targets_name_only_metrics_the_worker_exports() -> None:
     known = exported_metrics()
-    assert len(PROMETHEUS_TARGETS) >= 10
+    # Every panel of the pipeline-health dashboard, and how many queries each draws.
+    assert Counter(title for _, title, _ in PROMETHEUS_TARGETS) == {
+        "Workers reporting": 1,
+        "ClickHouse writes healthy": 1,
+        "Seconds since last flush": 1,
+        "Freshness p95 (now)": 1,
+        "Throughput: consumed and accepted": 3,
+        "Consumer lag": 1,
+        "Rejects by reason": 1,
+        "Reject share": 1,
+        "Freshness (publish → queryable)": 3,
+        "Sink write latency": 3,
+        "Sink errors": 1,
+        "Batch processing": 2,
+        "Stalled deals (gauge)": 1,
+        "Stall alert transitions": 1,
+    }
     used: set[str] = set()
     for name, title, target in PROMETHEUS_TARGETS:
         names = metrics_in(target["expr"])
         assert names, f"{name}/{title}: no metric in {target['expr']!r}"
         assert names <= known, f"{name}/{title}: {sorted(names - known)} are not exported by the worker"
         used |= names
-    # The panels SPEC §7 asks for: throughput, lag, rejects, freshness, sink latency and errors.
+    # The panels contract §7 asks for: throughput, lag, rejects, freshness, sink latency and errors.
     for metric in (
         "salespulse_events_consumed_total",
         "salespulse_events_accepted_total",
@@ -542,8 +569,11 @@ def test_provisioned_datasources_have_the_uids_the_dashboards_use() -> None:
     assert [(d["uid"], d["type"]) for d in prometheus] == [(PROMETHEUS_UID, "prometheus")]
     settings = clickhouse[0]["jsonData"]
     assert (settings["host"], settings["port"], settings["protocol"], settings["defaultDatabase"]) == (
-        "clickhouse", 8123, "http", "salespulse",
-    )  # fmt: skip
+        "clickhouse",
+        8123,
+        "http",
+        "salespulse",
+    )
     providers = _yaml(PROVISIONING / "dashboards" / "salespulse.yml")["providers"]
     assert [(p["type"], p["options"]["path"]) for p in providers] == [("file", "/var/lib/grafana/dashboards")]
 
@@ -552,8 +582,15 @@ def test_compose_services_mounts_and_order() -> None:
     compose = _yaml(COMPOSE)
     services = compose["services"]
     assert set(services) >= {
-        "kafka", "clickhouse", "init", "worker-1", "worker-2", "prometheus", "alertmanager", "grafana",
-    }  # fmt: skip
+        "kafka",
+        "clickhouse",
+        "init",
+        "worker-1",
+        "worker-2",
+        "prometheus",
+        "alertmanager",
+        "grafana",
+    }
     for name in ("worker-1", "worker-2"):
         worker = services[name]
         assert worker["depends_on"]["init"]["condition"] == "service_completed_successfully", name

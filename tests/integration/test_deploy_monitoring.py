@@ -16,8 +16,6 @@ from typing import Any
 import pytest
 import yaml
 
-pytestmark = pytest.mark.integration
-
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS_CONFIG = ROOT / "deploy" / "prometheus" / "prometheus.yml"
 RULES = ROOT / "deploy" / "prometheus" / "rules" / "salespulse.rules.yml"

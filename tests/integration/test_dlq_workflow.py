@@ -13,24 +13,33 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
-import pytest
 
 from salespulse.runtime.waiting import wait_until
 from salespulse.runtime.worker_process import WorkerProcess
 from tests.support.processes import Publisher
 
-pytestmark = pytest.mark.integration
-
 
 def deal(number: int, currency: str) -> dict[str, Any]:
-    return {"event_id": f"dlq-deal-{number}", "occurred_at": f"2026-03-0{number}T10:00:00+08:00",
-            "rep_id": "rep-01", "customer_id": f"cust-{number}", "deal_id": f"D-{number}", "stage": "proposal",
-            "amount": f"{number}000", "currency": currency}  # fmt: skip
+    return {
+        "event_id": f"dlq-deal-{number}",
+        "occurred_at": f"2026-03-0{number}T10:00:00+08:00",
+        "rep_id": "rep-01",
+        "customer_id": f"cust-{number}",
+        "deal_id": f"D-{number}",
+        "stage": "proposal",
+        "amount": f"{number}000",
+        "currency": currency,
+    }
 
 
 def salespulse(worker: WorkerProcess, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "salespulse", *args], env=worker.environment(), capture_output=True,
-                          text=True, timeout=120)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "salespulse", *args],
+        env=worker.environment(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def waiting(worker: WorkerProcess) -> dict[str, int]:
@@ -80,8 +89,12 @@ def test_rejected_deals_are_replayed_once_the_rate_exists_and_still_bad_ones_sta
     wait_until(lambda: waiting(fixed) == {"invalid_json": 1}, 60, "the broken message back in the DLQ, alone")
 
     amounts = fixed.query("SELECT deal_id, amount FROM deals_current ORDER BY deal_id")
-    assert amounts == [("D-1", Decimal("140")), ("D-2", Decimal("280")), ("D-3", Decimal("420")),
-                       ("D-4", Decimal("4000"))]  # fmt: skip
+    assert amounts == [
+        ("D-1", Decimal("140")),
+        ("D-2", Decimal("280")),
+        ("D-3", Decimal("420")),
+        ("D-4", Decimal("4000")),
+    ]
     assert fixed.counter("salespulse_events_accepted_total", type="deal") == 3
 
     # Replaying again sends only what is waiting (the broken message); the deals count once.

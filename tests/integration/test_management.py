@@ -1,6 +1,6 @@
-"""Targets and attainment, leaderboards and follow-ups (SPEC §5), through the real broker and chDB.
+"""Targets and attainment, leaderboards and follow-ups (contract §5), through the real broker and chDB.
 
-One worker in ``--clock event`` mode reads the managers' scenario (tests/management_scenario.py);
+One worker in ``--clock event`` mode reads the managers' scenario (tests/oracle/management_scenario.py);
 the Q1 targets arrive through ``salespulse targets import`` from a CSV with two bad rows. Every
 row of target_attainment, leaderboard and followup_due is compared with the independent model.
 """
@@ -19,7 +19,7 @@ import pytest
 from salespulse.kafka.producer import message_key
 from salespulse.runtime.waiting import wait_until
 from salespulse.runtime.worker_process import WorkerProcess
-from tests.management_scenario import (
+from tests.oracle.management_scenario import (
     REP_08,
     REP_08_MARCH,
     TARGET_REPS,
@@ -28,29 +28,45 @@ from tests.management_scenario import (
     expected_followups,
     expected_leaderboard,
 )
-from tests.reference_model import DEALS_CURRENT_COLUMNS, expected_views
+from tests.oracle.reference_model import DEALS_CURRENT_COLUMNS, expected_views
 from tests.support.pipeline import publish_events, publish_org, scenario_env, wait_consumed
 from tests.support.processes import Publisher
 
-pytestmark = pytest.mark.integration
-
 SCENARIO = build_management_scenario()
-ATTAINMENT_COLUMNS = ("period", "period_start", "level", "entity_id", "metric", "target", "actual", "attainment",
-                      "expected_by_now", "projected", "status", "forecast")  # fmt: skip
+ATTAINMENT_COLUMNS = (
+    "period",
+    "period_start",
+    "level",
+    "entity_id",
+    "metric",
+    "target",
+    "actual",
+    "attainment",
+    "expected_by_now",
+    "projected",
+    "status",
+    "forecast",
+)
 FLOAT_COLUMNS = {"attainment", "expected_by_now", "projected", "forecast", "value"}
 
 
 @pytest.fixture(scope="module")
 def expected_kpis() -> dict[str, list[tuple[Any, ...]]]:
     base = SCENARIO.base
-    return expected_views(SCENARIO.org, SCENARIO.events, timezone=base.timezone,
-                          reporting_currency=base.reporting_currency, currency_rates=base.currency_rates)  # fmt: skip
+    return expected_views(
+        SCENARIO.org,
+        SCENARIO.events,
+        timezone=base.timezone,
+        reporting_currency=base.reporting_currency,
+        currency_rates=base.currency_rates,
+    )
 
 
 def cli(worker: WorkerProcess, *args: str) -> subprocess.CompletedProcess[str]:
     env = worker.environment() | {"SALESPULSE_CLICKHOUSE_URL": f"http://127.0.0.1:{worker.sql_port}"}
-    return subprocess.run([sys.executable, "-m", "salespulse", *args], env=env, capture_output=True, text=True,
-                          timeout=120)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "salespulse", *args], env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 @pytest.fixture
@@ -111,8 +127,9 @@ def test_targets_attainment_leaderboards_and_followups_equal_the_model(
         ), imported.stdout
 
     # target_attainment: every row, including the status boundaries of rep-08's March.
-    want = expected_attainment(SCENARIO, expected_kpis["kpi_daily"], expected_kpis["deals_current"],
-                               DEALS_CURRENT_COLUMNS)  # fmt: skip
+    want = expected_attainment(
+        SCENARIO, expected_kpis["kpi_daily"], expected_kpis["deals_current"], DEALS_CURRENT_COLUMNS
+    )
     got = worker.query(
         f"SELECT {', '.join(ATTAINMENT_COLUMNS)} FROM target_attainment "
         "ORDER BY period, period_start, level, entity_id, metric"
@@ -146,14 +163,27 @@ def test_targets_attainment_leaderboards_and_followups_equal_the_model(
     ), "some entity should miss the 5-closed-deals minimum"
 
     # followup_due: the due and overdue customers, their rep, team and timings.
-    followup_columns = ("customer_id", "tier", "rep_id", "team_id", "region_id", "last_contact_at", "due_at",
-                        "overdue_days", "status")  # fmt: skip
+    followup_columns = (
+        "customer_id",
+        "tier",
+        "rep_id",
+        "team_id",
+        "region_id",
+        "last_contact_at",
+        "due_at",
+        "overdue_days",
+        "status",
+    )
     want_due = [_as_expected(row) for row in expected_followups(SCENARIO)]
     got_due = worker.query(f"SELECT {', '.join(followup_columns)} FROM followup_due ORDER BY customer_id")
     assert_rows_equal(got_due, want_due, followup_columns)
     names = SCENARIO.followup_names
-    assert {row[0] for row in got_due} >= {names["due_now"], names["never_contacted"], names["tier_change"],
-                                           names["override"]}  # fmt: skip
+    assert {row[0] for row in got_due} >= {
+        names["due_now"],
+        names["never_contacted"],
+        names["tier_change"],
+        names["override"],
+    }
 
     # The gauge, by team, tier and status.
     def gauge() -> dict[tuple[str, str, str], float]:
@@ -164,8 +194,11 @@ def test_targets_attainment_leaderboards_and_followups_equal_the_model(
         }
 
     want_gauge = Counter((row[3], row[1], row[8]) for row in want_due)
-    wait_until(lambda: gauge() == {key: float(count) for key, count in want_gauge.items()}, 30,
-               f"the follow-ups gauge to show {dict(want_gauge)} (now {gauge()})")  # fmt: skip
+    wait_until(
+        lambda: gauge() == {key: float(count) for key, count in want_gauge.items()},
+        30,
+        f"the follow-ups gauge to show {dict(want_gauge)} (now {gauge()})",
+    )
 
     # The CLI: follow-ups most overdue first, and the month's best per level and metric.
     listed = cli(worker, "followups", "--format", "json")
@@ -175,7 +208,10 @@ def test_targets_attainment_leaderboards_and_followups_equal_the_model(
 
     board = cli(worker, "leaderboard", "--top", "1", "--format", "json")
     assert board.returncode == 0, board.stderr
-    march = [row for row in expected_leaderboard(expected_kpis["kpi_daily"])
-             if row[0] == "month" and row[1].month == 3 and row[4] == 1]  # fmt: skip
+    march = [
+        row
+        for row in expected_leaderboard(expected_kpis["kpi_daily"])
+        if row[0] == "month" and row[1].month == 3 and row[4] == 1
+    ]
     got = {(entry["level"], entry["metric"], entry["entity_id"]) for entry in orjson.loads(board.stdout)}
     assert got == {(row[2], row[3], row[5]) for row in march}

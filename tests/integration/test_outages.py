@@ -18,22 +18,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from salespulse.runtime.ports import free_port, wait_for_port
 from salespulse.runtime.waiting import wait_until
 from salespulse.runtime.worker_process import WorkerProcess
-from tests.scenario import build_scenario
 from tests.support.fault_proxy import FaultProxy
-from tests.support.pipeline import (
-    actual_views,
-    assert_views_equal,
-    expected_for,
-    publish_events,
-    publish_org,
-    scenario_env,
-    wait_consumed,
-)
-from tests.support.processes import Publisher
+from tests.support.pipeline import ScenarioRun
 
-pytestmark = pytest.mark.integration
-
-SCENARIO = build_scenario()
 OUTAGE_SECONDS = 4.0
 
 
@@ -56,20 +43,15 @@ def committed_offsets(bootstrap: str, worker: WorkerProcess) -> int:
     return asyncio.run(fetch())
 
 
-def go_through_outage(
-    worker: WorkerProcess,
-    publisher: Publisher,
-    broker: str,
-    start: Callable[[], None],
-    end: Callable[[], None],
-) -> None:
+def go_through_outage(run: ScenarioRun, start: Callable[[], None], end: Callable[[], None]) -> None:
     """Publish during an outage and check the worker holds its place and says so."""
-    third = len(SCENARIO.events) // 3
+    worker, broker = run.worker, run.worker.broker
+    third = len(run.scenario.events) // 3
     before_errors = worker.counter("salespulse_sink_errors_total")
     committed_before = committed_offsets(broker, worker)
     consumed_before = worker.counter("salespulse_events_consumed_total")
     start()
-    publish_events(publisher, SCENARIO.events[third : 2 * third])
+    run.publish_events(run.scenario.events[third : 2 * third])
     wait_until(lambda: worker.counter("salespulse_sink_errors_total") > before_errors, 60, "sink errors")
     time.sleep(OUTAGE_SECONDS)
     status, body = worker.health()
@@ -82,11 +64,12 @@ def go_through_outage(
     wait_until(lambda: worker.health()[0] == 200, 90, "the worker to recover")
 
 
-def check_exact(worker: WorkerProcess, publisher: Publisher) -> None:
-    third = len(SCENARIO.events) // 3
-    publish_events(publisher, SCENARIO.events[2 * third :])
-    wait_consumed(worker, len(SCENARIO.org) + len(SCENARIO.events))
-    assert_views_equal(actual_views(worker), expected_for(SCENARIO))
+def check_exact(run: ScenarioRun) -> None:
+    worker, scenario = run.worker, run.scenario
+    third = len(scenario.events) // 3
+    run.publish_events(scenario.events[2 * third :])
+    run.wait_consumed(len(scenario.org) + len(scenario.events))
+    run.assert_exact()
     assert worker.counter("salespulse_events_duplicate_total") == 0  # retries wrote nothing twice
     assert worker.counter("salespulse_clickhouse_up") == 1
 
@@ -97,8 +80,9 @@ def store_server(tmp_path: Path) -> Iterator[int]:
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "tests.support.store_server", str(tmp_path / "store"), str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
     wait_for_port("127.0.0.1", port, 60)
     yield port
     process.terminate()
@@ -106,36 +90,26 @@ def store_server(tmp_path: Path) -> Iterator[int]:
 
 
 def test_clickhouse_server_refusing_hanging_and_failing(
-    make_worker: Callable[..., WorkerProcess],
-    make_publisher: Callable[[str], Publisher],
-    broker: object,
-    store_server: int,
-    capsys: pytest.CaptureFixture[str],
+    scenario_run: Callable[..., ScenarioRun], store_server: int, capsys: pytest.CaptureFixture[str]
 ) -> None:
     proxy = FaultProxy(free_port(), store_server)
     try:
-        worker = make_worker(
+        run = scenario_run(
             SALESPULSE_CLICKHOUSE_URL=f"http://127.0.0.1:{proxy.listen_port}",
             SALESPULSE_CLICKHOUSE_TIMEOUT_SECONDS="2",
             SALESPULSE_SQL_PORT="0",
-            **scenario_env(SCENARIO),
         )
+        worker, publisher, scenario = run.worker, run.publisher, run.scenario
         worker.query_port = store_server
-        worker.start()
-        worker.wait_ready()
-        publisher = make_publisher(worker.topic_prefix)
-        publish_org(publisher, SCENARIO.org)
-        publish_events(publisher, SCENARIO.events[: len(SCENARIO.events) // 3])
-        wait_consumed(worker, len(SCENARIO.org) + len(SCENARIO.events) // 3)
+        run.start()
+        run.publish(scenario.events[: len(scenario.events) // 3])
+        run.wait_consumed(len(scenario.org) + len(scenario.events) // 3)
 
-        bootstrap = worker.broker
-        go_through_outage(
-            worker, publisher, bootstrap, lambda: proxy.set_mode("refuse"), lambda: proxy.set_mode("pass")
-        )
+        go_through_outage(run, lambda: proxy.set_mode("refuse"), lambda: proxy.set_mode("pass"))
         for mode in ("hang", "error"):
             # The remaining outages: nothing new is published, the worker must stay put and recover.
             proxy.set_mode(mode)  # type: ignore[arg-type]
-            visit = next(event for event in SCENARIO.events if event["event_type"] == "visit")
+            visit = next(event for event in scenario.events if event["event_type"] == "visit")
             publisher.send(
                 "visits", visit, visit["customer_id"]
             )  # a duplicate: the write must reach ClickHouse
@@ -147,7 +121,7 @@ def test_clickhouse_server_refusing_hanging_and_failing(
             assert worker.health()[0] == 503
             proxy.set_mode("pass")
             wait_until(lambda: worker.health()[0] == 200, 90, "recovery")
-        check_exact_after_duplicates(worker, publisher)
+        check_exact_after_duplicates(run)
         with capsys.disabled():
             print(
                 f"\n  ClickHouse server outages survived: {len(proxy.outages)} ({', '.join(proxy.outages)})"
@@ -156,31 +130,26 @@ def test_clickhouse_server_refusing_hanging_and_failing(
         proxy.close()
 
 
-def check_exact_after_duplicates(worker: WorkerProcess, publisher: Publisher) -> None:
-    third = len(SCENARIO.events) // 3
-    publish_events(publisher, SCENARIO.events[2 * third :])
-    total = len(SCENARIO.org) + len(SCENARIO.events) + 2  # two duplicates sent during outages
-    wait_consumed(worker, total)
-    assert_views_equal(actual_views(worker), expected_for(SCENARIO))
+def check_exact_after_duplicates(run: ScenarioRun) -> None:
+    worker, scenario = run.worker, run.scenario
+    third = len(scenario.events) // 3
+    run.publish_events(scenario.events[2 * third :])
+    total = len(scenario.org) + len(scenario.events) + 2  # two duplicates sent during outages
+    run.wait_consumed(total)
+    run.assert_exact()
     assert worker.counter("salespulse_events_duplicate_total") == 2
     assert worker.counter("salespulse_clickhouse_up") == 1
 
 
 def test_embedded_engine_write_failures(
-    make_worker: Callable[..., WorkerProcess],
-    make_publisher: Callable[[str], Publisher],
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
+    scenario_run: Callable[..., ScenarioRun], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     switch = tmp_path / "clickhouse-down"
-    worker = make_worker(SALESPULSE_FAULTS=f"fail_writes_while={switch}", **scenario_env(SCENARIO))
-    worker.start()
-    worker.wait_ready()
-    publisher = make_publisher(worker.topic_prefix)
-    publish_org(publisher, SCENARIO.org)
-    publish_events(publisher, SCENARIO.events[: len(SCENARIO.events) // 3])
-    wait_consumed(worker, len(SCENARIO.org) + len(SCENARIO.events) // 3)
-    go_through_outage(worker, publisher, worker.broker, switch.touch, switch.unlink)
-    check_exact(worker, publisher)
+    run = scenario_run(SALESPULSE_FAULTS=f"fail_writes_while={switch}").start()
+    scenario = run.scenario
+    run.publish(scenario.events[: len(scenario.events) // 3])
+    run.wait_consumed(len(scenario.org) + len(scenario.events) // 3)
+    go_through_outage(run, switch.touch, switch.unlink)
+    check_exact(run)
     with capsys.disabled():
         print("\n  embedded ClickHouse outages survived: 1 (injected write failures)")

@@ -2,7 +2,7 @@
 
 Each test starts a real `salespulse worker` process on its own topics and data directory,
 publishes with kafka-python, and compares every row of the contract views with the
-independent reference model (tests/reference_model.py).
+independent reference model (tests/oracle/reference_model.py).
 """
 
 import asyncio
@@ -12,68 +12,45 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-import pytest
 
 from salespulse.kafka.consumers import read_topics
 from salespulse.kafka.producer import message_key
-from salespulse.runtime.worker_process import WorkerProcess
-from tests.scenario import build_malformed, build_scenario
-from tests.support.pipeline import (
-    actual_views,
-    assert_views_equal,
-    expected_for,
-    publish_events,
-    publish_org,
-    scenario_env,
-    wait_consumed,
-    with_duplicates_and_shuffled,
-)
-from tests.support.processes import Publisher
-
-pytestmark = pytest.mark.integration
-
-SCENARIO = build_scenario()
-
-
-def start_worker(make_worker: Callable[..., WorkerProcess]) -> WorkerProcess:
-    worker = make_worker(**scenario_env(SCENARIO))
-    worker.start()
-    worker.wait_ready()
-    return worker
+from tests.oracle.scenario import Scenario, build_malformed
+from tests.support.pipeline import ScenarioRun, expected_for, with_duplicates_and_shuffled
 
 
 def test_scenario_views_equal_an_independent_computation(
-    make_worker: Callable[..., WorkerProcess], make_publisher: Callable[[str], Publisher]
+    scenario_run: Callable[..., ScenarioRun], scenario: Scenario
 ) -> None:
-    worker = start_worker(make_worker)
-    publisher = make_publisher(worker.topic_prefix)
-    total = publish_org(publisher, SCENARIO.org) + publish_events(publisher, SCENARIO.events)
-    wait_consumed(worker, total)
+    run = scenario_run().start()
+    worker = run.worker
+    total = run.publish()
+    run.wait_consumed(total)
 
-    expected = expected_for(SCENARIO)
+    expected = expected_for(scenario)
     assert (
         len(expected["kpi_daily"]) > 500 and len(expected["deals_current"]) > 100
     )  # the scenario is not trivial
-    assert_views_equal(actual_views(worker), expected)
+    run.assert_exact()
     assert worker.counter("salespulse_events_duplicate_total") == 0
     assert worker.counter("salespulse_events_rejected_total") == 0
     assert worker.counter("salespulse_events_accepted_total") == total
 
 
 def test_duplicates_and_shuffled_order_give_identical_views(
-    make_worker: Callable[..., WorkerProcess], make_publisher: Callable[[str], Publisher]
+    scenario_run: Callable[..., ScenarioRun], scenario: Scenario
 ) -> None:
-    events, copies = with_duplicates_and_shuffled(SCENARIO.events, duplicate_share=0.10, seed=11)
-    assert copies == len(SCENARIO.events) // 10 and len(events) == len(SCENARIO.events) + copies
-    assert events != SCENARIO.events
-    worker = start_worker(make_worker)
-    publisher = make_publisher(worker.topic_prefix)
-    total = publish_org(publisher, SCENARIO.org) + publish_events(publisher, events)
-    wait_consumed(worker, total)
+    events, copies = with_duplicates_and_shuffled(scenario.events, duplicate_share=0.10, seed=11)
+    assert copies == len(scenario.events) // 10 and len(events) == len(scenario.events) + copies
+    assert events != scenario.events
+    run = scenario_run().start()
+    worker = run.worker
+    total = run.publish(events)
+    run.wait_consumed(total)
 
-    assert_views_equal(actual_views(worker), expected_for(SCENARIO))
+    run.assert_exact()
     assert worker.counter("salespulse_events_duplicate_total") == copies
-    assert worker.counter("salespulse_events_accepted_total") == len(SCENARIO.events) + len(SCENARIO.org)
+    assert worker.counter("salespulse_events_accepted_total") == len(scenario.events) + len(scenario.org)
 
 
 def read_dlq(bootstrap: str, topic: str, expected: int) -> list[Any]:
@@ -83,34 +60,34 @@ def read_dlq(bootstrap: str, topic: str, expected: int) -> list[Any]:
 
 
 def test_malformed_messages_reach_the_dlq_with_reasons_and_nothing_else_is_lost(
-    make_worker: Callable[..., WorkerProcess], make_publisher: Callable[[str], Publisher], broker: Any
+    scenario_run: Callable[..., ScenarioRun], scenario: Scenario, broker: Any
 ) -> None:
     malformed = build_malformed()
     assert len(malformed) >= 100 and len({bad.kind for bad in malformed}) >= 10
-    worker = start_worker(make_worker)
-    publisher = make_publisher(worker.topic_prefix)
-    publish_org(publisher, SCENARIO.org)
+    run = scenario_run().start()
+    worker, publisher = run.worker, run.publisher
+    run.publish_org()
     # Interleave: one bad message after every ~20 good ones, so bad input sits inside batches.
-    step = max(1, len(SCENARIO.events) // len(malformed))
+    step = max(1, len(scenario.events) // len(malformed))
     topics = {"visit": "visits", "call": "calls", "deal": "deals", "feedback": "feedback"}
     sent = 0
-    for index, event in enumerate(SCENARIO.events):
+    for index, event in enumerate(scenario.events):
         publisher.send(topics[event["event_type"]], event, message_key(event["event_type"], event))
         sent += 1
         if index % step == 0 and index // step < len(malformed):
             bad = malformed[index // step]
             publisher.send(topics[bad.topic_type], bad.value, bad.label)
             sent += 1
-    for bad in malformed[len(SCENARIO.events) // step + 1 :]:
+    for bad in malformed[len(scenario.events) // step + 1 :]:
         publisher.send(topics[bad.topic_type], bad.value, bad.label)
         sent += 1
     publisher.flush()
-    total = sent + len(SCENARIO.org)
-    assert sent == len(SCENARIO.events) + len(malformed)
-    wait_consumed(worker, total)
+    total = sent + len(scenario.org)
+    assert sent == len(scenario.events) + len(malformed)
+    run.wait_consumed(total)
 
     # Every valid event still counted, exactly.
-    assert_views_equal(actual_views(worker), expected_for(SCENARIO))
+    run.assert_exact()
 
     # Every bad message is in the DLQ once, with its reason, position and original bytes.
     records = read_dlq(broker.bootstrap, f"{worker.topic_prefix}dlq", len(malformed))

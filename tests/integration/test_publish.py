@@ -17,8 +17,6 @@ from salespulse.publishing.json_lines import BadLine, publish_files
 from salespulse.schemas import REFERENCE_MODELS
 from salespulse.simulator import generate_history
 
-pytestmark = pytest.mark.integration
-
 _prefixes = itertools.count(1)
 TOPIC_SUFFIXES = ("visits", "calls", "deals", "feedback", "org", "customers", "targets", "dlq", "alerts")
 

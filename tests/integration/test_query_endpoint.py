@@ -39,8 +39,6 @@ from salespulse.embedded.query_server.compression import available_encodings, na
 from salespulse.embedded.query_server.service import QueryEndpoint
 from salespulse.runtime.ports import free_port
 
-pytestmark = pytest.mark.integration
-
 T = TypeVar("T")
 
 DEALS_DDL = (

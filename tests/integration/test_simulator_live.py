@@ -21,8 +21,6 @@ from salespulse.runtime.waiting import wait_until
 from salespulse.schemas import ACTIVITY_MODELS, REFERENCE_MODELS
 from salespulse.simulator import CHINA_STANDARD_TIME, generate_history, run_live
 
-pytestmark = pytest.mark.integration
-
 _prefixes = itertools.count(1)
 ACTIVITY_TOPICS = {"visit": "visits", "call": "calls", "deal": "deals", "feedback": "feedback"}
 REFERENCE_TOPICS = {"org": "org", "customers": "customers", "targets": "targets"}
@@ -36,9 +34,9 @@ def settings(broker: EmbeddedBroker) -> Settings:
 def read_all(settings: Settings) -> dict[str, list[Any]]:
     """Every message by record type (visit, call, ..., org, customers, targets)."""
     suffixes = {**ACTIVITY_TOPICS, **REFERENCE_TOPICS}
-    records = asyncio.run(read_topics(
-        settings.broker, [f"{settings.topic_prefix}{suffix}" for suffix in suffixes.values()]
-    ))
+    records = asyncio.run(
+        read_topics(settings.broker, [f"{settings.topic_prefix}{suffix}" for suffix in suffixes.values()])
+    )
     return {name: records[f"{settings.topic_prefix}{suffix}"] for name, suffix in suffixes.items()}
 
 

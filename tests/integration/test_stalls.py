@@ -1,7 +1,7 @@
 """Stalled opportunities end to end, in --clock event mode (issue: stalled opportunities and ops alerting).
 
 Deals are crafted to hit each rule at known times. Every expected transition below is worked
-out by hand from SPEC §6's defaults (idle: prospecting 14, qualified 10, proposal 7,
+out by hand from contract §6's defaults (idle: prospecting 14, qualified 10, proposal 7,
 negotiation 5 days; stuck: 30, 21, 14, 14; overdue critical after 7 days; critical at twice a
 threshold), not by the code under test.
 """
@@ -23,8 +23,6 @@ from salespulse.runtime.waiting import wait_until
 from salespulse.runtime.worker_process import WorkerProcess
 from tests.support.pipeline import wait_consumed
 from tests.support.processes import Publisher
-
-pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 4, 1, 9, 0, tzinfo=UTC)
 ORG = [
@@ -192,8 +190,12 @@ def in_topic_order(alerts: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     return sorted(tuples, key=lambda t: (t[3], t[0], t[1], ["opened", "escalated", "resolved"].index(t[2])))
 
 
-def run(make_worker: Callable[..., WorkerProcess], make_publisher: Callable[[str], Publisher],
-        crash_after: int | None = None, **extra_env: str) -> WorkerProcess:  # fmt: skip
+def run(
+    make_worker: Callable[..., WorkerProcess],
+    make_publisher: Callable[[str], Publisher],
+    crash_after: int | None = None,
+    **extra_env: str,
+) -> WorkerProcess:
     """Publish the scenario to a fresh worker; with ``crash_after``, SIGKILL and restart it mid-way."""
     worker = make_worker(SALESPULSE_CLOCK="event", SALESPULSE_STALL_CHECK_INTERVAL_SECONDS="0.5", **extra_env)
     worker.start()
@@ -317,12 +319,28 @@ def test_live_mode_uses_the_wall_clock(
     worker.start()
     worker.wait_ready()
     publisher = make_publisher(worker.topic_prefix)
-    quiet = {"event_type": "deal", "event_id": "n1", "occurred_at": stamp(base - timedelta(days=6)), "rep_id": "r1",
-             "customer_id": "c1", "deal_id": "N1", "stage": "negotiation", "amount": "10"}  # fmt: skip
+    quiet = {
+        "event_type": "deal",
+        "event_id": "n1",
+        "occurred_at": stamp(base - timedelta(days=6)),
+        "rep_id": "r1",
+        "customer_id": "c1",
+        "deal_id": "N1",
+        "stage": "negotiation",
+        "amount": "10",
+    }
     late_date = (base - timedelta(days=10)).date()
-    overdue = {"event_type": "deal", "event_id": "n2", "occurred_at": stamp(base - timedelta(hours=2)),
-               "rep_id": "r1", "customer_id": "c2", "deal_id": "N2", "stage": "proposal", "amount": "10",
-               "expected_close_date": late_date.isoformat()}  # fmt: skip
+    overdue = {
+        "event_type": "deal",
+        "event_id": "n2",
+        "occurred_at": stamp(base - timedelta(hours=2)),
+        "rep_id": "r1",
+        "customer_id": "c2",
+        "deal_id": "N2",
+        "stage": "proposal",
+        "amount": "10",
+        "expected_close_date": late_date.isoformat(),
+    }
     publisher.send_all(("deals", event, event["deal_id"]) for event in (quiet, overdue))
     topic = f"{worker.topic_prefix}alerts"
     wait_until(lambda: len(read_topic(broker.bootstrap, topic)) >= 3, 60, "live alerts")

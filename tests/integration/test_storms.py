@@ -5,7 +5,8 @@ from collections.abc import Callable
 import pytest
 
 from salespulse.runtime.worker_process import WorkerProcess
-from tests.reference_model import expected_views
+from tests.oracle.reference_model import expected_views
+from tests.oracle.storm import build_storm
 from tests.support.pipeline import (
     actual_views,
     assert_views_equal,
@@ -15,9 +16,6 @@ from tests.support.pipeline import (
     wait_consumed,
 )
 from tests.support.processes import Publisher
-from tests.support.storm import build_storm
-
-pytestmark = pytest.mark.integration
 
 
 def test_a_storm_of_duplicates_and_disorder_gives_exact_views(

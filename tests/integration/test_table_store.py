@@ -10,25 +10,11 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-import pytest
 
 from salespulse.runtime.waiting import wait_until
 from salespulse.runtime.worker_process import WorkerProcess
-from tests.scenario import build_scenario
-from tests.support.pipeline import (
-    actual_views,
-    assert_views_equal,
-    expected_for,
-    publish_events,
-    publish_org,
-    scenario_env,
-    wait_consumed,
-)
-from tests.support.processes import Publisher
-
-pytestmark = pytest.mark.integration
-
-SCENARIO = build_scenario()
+from tests.oracle.scenario import Scenario
+from tests.support.pipeline import ScenarioRun
 
 
 def reference(worker: WorkerProcess) -> dict[str, Any]:
@@ -41,21 +27,17 @@ def org_entries(records: list[dict[str, Any]]) -> set[tuple[str, str, str, str]]
 
 
 def test_rocksdb_tables_survive_a_restart_and_the_views_stay_exact(
-    make_worker: Callable[..., WorkerProcess], make_publisher: Callable[[str], Publisher]
+    scenario_run: Callable[..., ScenarioRun], scenario: Scenario
 ) -> None:
     # The embedded broker reports a partition's end as the first offset of its last batch + 1, so
     # Faust's start-up check would see RocksDB "ahead" of the changelog: off here, on with Kafka.
-    worker = make_worker(
-        **scenario_env(SCENARIO), SALESPULSE_TABLE_STORE="rocksdb", SALESPULSE_TABLE_CONSISTENCY_CHECK="false"
-    )
-    worker.start()
-    worker.wait_ready()
-    publisher = make_publisher(worker.topic_prefix)
-    half = len(SCENARIO.events) // 2
-    first = publish_org(publisher, SCENARIO.org) + publish_events(publisher, SCENARIO.events[:half])
-    wait_consumed(worker, first)
+    run = scenario_run(SALESPULSE_TABLE_STORE="rocksdb", SALESPULSE_TABLE_CONSISTENCY_CHECK="false").start()
+    worker = run.worker
+    half = len(scenario.events) // 2
+    first = run.publish(scenario.events[:half])
+    run.wait_consumed(first)
 
-    latest = {(r["rep_id"], r["effective_from"]): r for r in SCENARIO.org}  # a later record replaces one
+    latest = {(r["rep_id"], r["effective_from"]): r for r in scenario.org}  # a later record replaces one
     expected_org = org_entries(list(latest.values()))
     wait_until(lambda: org_entries(reference(worker)["org"]) == expected_org, 60, "the org table filled")
 
@@ -68,6 +50,6 @@ def test_rocksdb_tables_survive_a_restart_and_the_views_stay_exact(
     # No org record is published again: the table comes back from disk (once Faust reassigned it).
     wait_until(lambda: org_entries(reference(worker)["org"]) == expected_org, 60, "the org table reopened")
 
-    second = publish_events(publisher, SCENARIO.events[half:])
-    wait_consumed(worker, second)  # the restarted worker counts from zero
-    assert_views_equal(actual_views(worker), expected_for(SCENARIO))
+    second = run.publish_events(scenario.events[half:])
+    run.wait_consumed(second)  # the restarted worker counts from zero
+    run.assert_exact()

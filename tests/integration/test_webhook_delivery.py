@@ -26,8 +26,6 @@ from salespulse.runtime.worker_process import WorkerProcess
 from tests.integration.test_stalls import EXPECTED, run, wait_for_alerts
 from tests.support.processes import Publisher
 
-pytestmark = pytest.mark.integration
-
 SECRET = "SEC-test-secret"
 KINDS = ("generic", "slack", "dingtalk", "wecom")
 
@@ -96,8 +94,8 @@ def test_each_transition_reaches_each_format_exactly_once_despite_failures(
         make_worker,
         make_publisher,
         SALESPULSE_WEBHOOKS=webhooks(receiver.url),
-        SALESPULSE_NOTIFY_MAX_AGE_HOURS="1000000",
-    )  # fmt: skip  (the scenario is in April 2026)
+        SALESPULSE_NOTIFY_MAX_AGE_HOURS="1000000",  # the scenario is in April 2026
+    )
     alerts = wait_for_alerts(worker, broker)
     assert len(alerts) == len(EXPECTED)
     every = {kind: len(EXPECTED) for kind in KINDS}
@@ -133,6 +131,8 @@ def test_each_transition_reaches_each_format_exactly_once_despite_failures(
     for kind in ("slack", "dingtalk", "wecom"):  # one distinct message per transition
         assert len({orjson.dumps(body) for body, _ in receiver.accepted[kind]}) == len(EXPECTED)
 
-    delivered = worker.query("SELECT target, count() FROM webhook_deliveries FINAL WHERE outcome = 'delivered' "
-                             "GROUP BY target ORDER BY target")  # fmt: skip
+    delivered = worker.query(
+        "SELECT target, count() FROM webhook_deliveries FINAL WHERE outcome = 'delivered' "
+        "GROUP BY target ORDER BY target"
+    )
     assert delivered == sorted((kind, len(EXPECTED)) for kind in KINDS)

@@ -1,6 +1,7 @@
-"""Drive a scenario through a real worker and compare the views with the reference model."""
+"""Drive a scenario through a real worker and compare the views with the reference model (tests/oracle)."""
 
 import random
+from dataclasses import dataclass
 from datetime import UTC
 from decimal import Decimal
 from typing import Any
@@ -10,7 +11,7 @@ import orjson
 from salespulse.kafka.producer import message_key
 from salespulse.runtime.waiting import wait_until
 from salespulse.runtime.worker_process import WorkerProcess
-from tests.reference_model import (
+from tests.oracle.reference_model import (
     DEALS_CURRENT_COLUMNS,
     KPI_DAILY_COLUMNS,
     PIPELINE_CURRENT_COLUMNS,
@@ -18,7 +19,7 @@ from tests.reference_model import (
     expected_views,
     parse_timestamp,
 )
-from tests.scenario import Scenario
+from tests.oracle.scenario import Scenario
 from tests.support.processes import Publisher
 
 ACTIVITY_TOPICS = {"visit": "visits", "call": "calls", "deal": "deals", "feedback": "feedback"}
@@ -112,7 +113,7 @@ def with_duplicates_and_shuffled(
 ) -> tuple[list[dict[str, Any]], int]:
     """The events in a random order, plus copies of ``duplicate_share`` of them; returns (events, copies).
 
-    Order only matters where SPEC §4 makes it matter: deal events of one deal with the same
+    Order only matters where contract §4 makes it matter: deal events of one deal with the same
     occurred_at (the later-delivered wins) keep their relative order, and every copy comes
     after its original, so each tie is resolved as in the original delivery.
     """
@@ -141,6 +142,37 @@ def with_duplicates_and_shuffled(
 def _instant(text: str) -> str:
     """The UTC instant: the same moment written with two offsets is a tie."""
     return parse_timestamp(text).astimezone(UTC).isoformat()
+
+
+@dataclass
+class ScenarioRun:
+    """A worker fed a scenario: publish it, wait until it is consumed, compare the views with the model."""
+
+    worker: WorkerProcess
+    publisher: Publisher
+    scenario: Scenario
+
+    def start(self) -> "ScenarioRun":
+        self.worker.start()
+        self.worker.wait_ready()
+        return self
+
+    def publish_org(self) -> int:
+        return publish_org(self.publisher, self.scenario.org)
+
+    def publish_events(self, events: list[dict[str, Any]] | None = None) -> int:
+        return publish_events(self.publisher, self.scenario.events if events is None else events)
+
+    def publish(self, events: list[dict[str, Any]] | None = None) -> int:
+        """The org, then ``events`` (every event of the scenario by default); returns messages sent."""
+        return self.publish_org() + self.publish_events(events)
+
+    def wait_consumed(self, total: int, timeout: float = 180.0) -> None:
+        wait_consumed(self.worker, total, timeout)
+
+    def assert_exact(self, events: list[dict[str, Any]] | None = None) -> None:
+        """The four views equal the model's for the scenario's ``events`` (all of them by default)."""
+        assert_views_equal(actual_views(self.worker), expected_for(self.scenario, events))
 
 
 def decimal_total(rows: list[tuple[Any, ...]], column: int) -> Decimal:

@@ -27,7 +27,9 @@ def spawn_worker(
     **ports: int,
 ) -> WorkerProcess:
     """A worker with the tests' settings, then ``extra_env`` on top."""
-    return WorkerProcess(broker, data_dir, topic_prefix, app_id, {**TEST_WORKER_SETTINGS, **(extra_env or {})}, **ports)
+    return WorkerProcess(
+        broker, data_dir, topic_prefix, app_id, {**TEST_WORKER_SETTINGS, **(extra_env or {})}, **ports
+    )
 
 
 class Publisher:

@@ -29,12 +29,35 @@ class SourcePosition(NamedTuple):
 
 
 EVENT_COLUMNS: tuple[str, ...] = (
-    "event_id", "event_type", "occurred_at", "rep_id", "customer_id", "deal_id", "source",
-    "schema_version", "visit_duration_minutes", "visit_outcome", "call_direction",
-    "call_duration_seconds", "call_outcome", "stage", "amount", "original_amount",
-    "original_currency", "expected_close_date", "lost_reason", "score_type", "score", "category",
-    "comment", "src_topic", "src_partition", "src_offset", "ingested_at", "dedup_version",
-)  # fmt: skip
+    "event_id",
+    "event_type",
+    "occurred_at",
+    "rep_id",
+    "customer_id",
+    "deal_id",
+    "source",
+    "schema_version",
+    "visit_duration_minutes",
+    "visit_outcome",
+    "call_direction",
+    "call_duration_seconds",
+    "call_outcome",
+    "stage",
+    "amount",
+    "original_amount",
+    "original_currency",
+    "expected_close_date",
+    "lost_reason",
+    "score_type",
+    "score",
+    "category",
+    "comment",
+    "src_topic",
+    "src_partition",
+    "src_offset",
+    "ingested_at",
+    "dedup_version",
+)
 
 # The type-specific columns, in table order, in four groups; an event fills its own group and
 # stores the empty values of the other three. Tuples are concatenated rather than built from a
@@ -52,11 +75,29 @@ REFERENCE_TABLES: dict[str, str] = {
     "customers": "customer_records",
 }
 REFERENCE_COLUMNS: dict[str, tuple[str, ...]] = {
-    "org": ("record_key", "rep_id", "rep_name", "team_id", "team_name", "manager_id", "region_id",
-            "effective_from", *_PROVENANCE),
-    "targets": ("record_key", "level", "entity_id", "metric", "period", "period_start", "target", *_PROVENANCE),
+    "org": (
+        "record_key",
+        "rep_id",
+        "rep_name",
+        "team_id",
+        "team_name",
+        "manager_id",
+        "region_id",
+        "effective_from",
+        *_PROVENANCE,
+    ),
+    "targets": (
+        "record_key",
+        "level",
+        "entity_id",
+        "metric",
+        "period",
+        "period_start",
+        "target",
+        *_PROVENANCE,
+    ),
     "customers": ("record_key", "customer_id", "tier", "follow_up_days", *_PROVENANCE),
-}  # fmt: skip
+}
 
 _ZERO = Decimal(0)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -91,9 +132,15 @@ class RowBuilder:
         # Timestamps as microseconds: DateTime64(6) columns take them as they are, where datetime
         # objects cost a conversion each on the hot path.
         common = (
-            event.event_id, event.EVENT_TYPE, microseconds(event.occurred_at), event.rep_id,
-            event.customer_id, event.deal_id or "", event.source or "", event.schema_version,
-        )  # fmt: skip
+            event.event_id,
+            event.EVENT_TYPE,
+            microseconds(event.occurred_at),
+            event.rep_id,
+            event.customer_id,
+            event.deal_id or "",
+            event.source or "",
+            event.schema_version,
+        )
         provenance = (
             position.topic,
             position.partition,
@@ -145,11 +192,24 @@ class RowBuilder:
             blank = tuple(_blank_for(name) for name in columns[1 : -len(_PROVENANCE)])
             return (record.record_key, *blank, 1, *provenance)
         if isinstance(record, OrgRecord):
-            values: tuple[Any, ...] = (record.rep_id, record.rep_name, record.team_id, record.team_name,
-                                       record.manager_id, record.region_id, record.effective_from)  # fmt: skip
+            values: tuple[Any, ...] = (
+                record.rep_id,
+                record.rep_name,
+                record.team_id,
+                record.team_name,
+                record.manager_id,
+                record.region_id,
+                record.effective_from,
+            )
         elif isinstance(record, TargetRecord):
-            values = (record.level, record.entity_id, record.metric, record.period, record.period_start,
-                      record.target.quantize(REPORTING_QUANTUM, context=EXACT))  # fmt: skip
+            values = (
+                record.level,
+                record.entity_id,
+                record.metric,
+                record.period,
+                record.period_start,
+                record.target.quantize(REPORTING_QUANTUM, context=EXACT),
+            )
         elif isinstance(record, CustomerRecord):
             values = (record.customer_id, record.tier, record.follow_up_days)
         else:  # pragma: no cover - the models are closed

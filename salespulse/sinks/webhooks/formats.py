@@ -1,4 +1,4 @@
-"""How a stall alert transition reads in each webhook format (SPEC §6).
+"""How a stall alert transition reads in each webhook format (contract §6).
 
 * ``generic``: the alert as JSON (``StallAlert.model_dump(mode="json")``) plus a ``text`` line;
 * ``slack`` (incoming webhook): ``{"text": ..., "blocks": [{"type": "section", "text":

@@ -1,4 +1,4 @@
-"""Posting stall alert transitions to webhook targets (SPEC §6), with retries, at most once.
+"""Posting stall alert transitions to webhook targets (contract §6), with retries, at most once.
 
 Each configured target (``config.WebhookTarget``) receives every transition that passes its
 filters (``min_severity``, ``states``), formatted by ``formats``. DingTalk and WeCom answer HTTP

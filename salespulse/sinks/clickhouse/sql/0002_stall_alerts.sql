@@ -1,4 +1,4 @@
--- Migration 2: stall alert transitions (SPEC §6) and the monitor's progress.
+-- Migration 2: stall alert transitions (contract §6) and the monitor's progress.
 --
 -- The stall monitor writes each transition here first (published = 0), then to the alerts
 -- topic, then again with published = 1: after a crash, the rows still at 0 are the ones to

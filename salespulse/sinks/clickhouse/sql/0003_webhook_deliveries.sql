@@ -1,4 +1,4 @@
--- Migration 3: webhook deliveries of stall alert transitions (SPEC §6).
+-- Migration 3: webhook deliveries of stall alert transitions (contract §6).
 --
 -- One row per (transition, target) and outcome. 'sending' is written before the first attempt:
 -- after a crash during a delivery its outcome is unknown, and the notifier does not send it

@@ -1,4 +1,4 @@
--- The contract views of SPEC §5 and the internal views they are built from.
+-- The contract views of contract §5 and the internal views they are built from.
 --
 -- Re-created at every start (CREATE OR REPLACE), because they embed settings: the reporting
 -- time zone ($tz), the reporting currency ($currency) and the stage probabilities. Every
@@ -107,7 +107,7 @@ SELECT
     nullIf(lost_reason, '') AS lost_reason
 FROM $db.deals_attributed;
 
--- Daily KPIs per rep, team, region and company (SPEC §4). Each source contributes to the day
+-- Daily KPIs per rep, team, region and company (contract §4). Each source contributes to the day
 -- and rep it belongs to; reps are then placed in the team and region of that day.
 CREATE OR REPLACE VIEW $db.kpi_daily AS
 WITH

@@ -1,4 +1,4 @@
--- Views for sales managers (SPEC §5): targets and attainment, leaderboards, customer follow-ups.
+-- Views for sales managers (contract §5): targets and attainment, leaderboards, customer follow-ups.
 --
 -- Like the stall views, they compare with "now" ($now): the wall clock, or with --clock event
 -- the latest occurred_at accepted, so a replay gives the same rows. docs/semantics.md states

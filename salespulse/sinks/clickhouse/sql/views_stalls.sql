@@ -1,4 +1,4 @@
--- Stalled opportunities (SPEC §5, §6), from the transitions the stall monitor recorded.
+-- Stalled opportunities (contract §5, §6), from the transitions the stall monitor recorded.
 
 -- One row per alert (an episode of one rule on one deal), in its latest state.
 CREATE OR REPLACE VIEW $db.stall_alerts AS

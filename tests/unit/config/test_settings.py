@@ -1,11 +1,20 @@
 """Settings: one prefix, clear errors for every bad value."""
 
+import os
 from decimal import Decimal
 
 import pytest
 from pydantic import ValidationError
 
-from salespulse.config import Settings, describe_settings_error, load_settings
+from salespulse.config import ENV_PREFIX, Settings, describe_settings_error, load_settings
+
+
+@pytest.fixture(autouse=True)
+def no_salespulse_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test sees only the variables it sets, not whatever SALESPULSE_* the shell exported."""
+    for name in list(os.environ):
+        if name.startswith(ENV_PREFIX):
+            monkeypatch.delenv(name)
 
 
 def test_defaults_match_the_spec() -> None:

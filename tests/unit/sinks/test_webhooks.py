@@ -1,4 +1,4 @@
-"""Webhook notifier (SPEC §6): each service's format, retries with back-off, at most one notification.
+"""Webhook notifier (contract §6): each service's format, retries with back-off, at most one notification.
 
 A real HTTP receiver (aiohttp.web on 127.0.0.1, a free port) stands in for the four services.
 """

@@ -14,10 +14,22 @@ AT = datetime(2026, 3, 2, 1, 2, 3, 456789, tzinfo=UTC)
 STAMP = BatchStamp.at(AT)
 BASE = {"event_id": "e1", "occurred_at": "2026-03-02T09:30:00+08:00", "rep_id": "r1", "customer_id": "c1"}
 EMPTY = {
-    "visit_duration_minutes": 0, "visit_outcome": "", "call_direction": "", "call_duration_seconds": 0,
-    "call_outcome": "", "stage": "", "amount": None, "original_amount": None, "original_currency": "",
-    "expected_close_date": None, "lost_reason": "", "score_type": "", "score": 0, "category": "", "comment": "",
-}  # fmt: skip
+    "visit_duration_minutes": 0,
+    "visit_outcome": "",
+    "call_direction": "",
+    "call_duration_seconds": 0,
+    "call_outcome": "",
+    "stage": "",
+    "amount": None,
+    "original_amount": None,
+    "original_currency": "",
+    "expected_close_date": None,
+    "lost_reason": "",
+    "score_type": "",
+    "score": 0,
+    "category": "",
+    "comment": "",
+}
 
 
 def row(event_type: str, **fields: object) -> dict[str, object]:
@@ -29,11 +41,22 @@ def row(event_type: str, **fields: object) -> dict[str, object]:
 
 def expected(event_type: str, **specific: object) -> dict[str, object]:
     return {
-        "event_id": "e1", "event_type": event_type, "occurred_at": 1_772_415_000_000_000,  # 2026-03-02T01:30Z in µs
-        "rep_id": "r1", "customer_id": "c1", "deal_id": specific.pop("deal_id", ""), "source": "",
-        "schema_version": 1, **EMPTY, **specific, "src_topic": "crm.x", "src_partition": 3, "src_offset": 42,
-        "ingested_at": 1_772_413_323_456_789, "dedup_version": DEDUP_BASE - 1_772_413_323_456_789,
-    }  # fmt: skip
+        "event_id": "e1",
+        "event_type": event_type,
+        "occurred_at": 1_772_415_000_000_000,  # 2026-03-02T01:30Z in µs
+        "rep_id": "r1",
+        "customer_id": "c1",
+        "deal_id": specific.pop("deal_id", ""),
+        "source": "",
+        "schema_version": 1,
+        **EMPTY,
+        **specific,
+        "src_topic": "crm.x",
+        "src_partition": 3,
+        "src_offset": 42,
+        "ingested_at": 1_772_413_323_456_789,
+        "dedup_version": DEDUP_BASE - 1_772_413_323_456_789,
+    }
 
 
 def test_each_type_fills_its_own_columns() -> None:
@@ -50,11 +73,23 @@ def test_each_type_fills_its_own_columns() -> None:
 
 def test_deal_amounts_are_converted_and_rounded_half_even() -> None:
     # 1000.00375 EUR × 1.08 = 1080.00405 → 1080.0040 (half-even), original kept to 10 places.
-    deal = row("deal", deal_id="d1", stage="won", amount="1000.00375", currency="EUR",
-               expected_close_date="2026-04-30", lost_reason="")  # fmt: skip
+    deal = row(
+        "deal",
+        deal_id="d1",
+        stage="won",
+        amount="1000.00375",
+        currency="EUR",
+        expected_close_date="2026-04-30",
+        lost_reason="",
+    )
     assert deal == expected(
-        "deal", deal_id="d1", stage="won", amount=Decimal("1080.0040"), original_amount=Decimal("1000.0037500000"),
-        original_currency="EUR", expected_close_date=date(2026, 4, 30),
-    )  # fmt: skip
+        "deal",
+        deal_id="d1",
+        stage="won",
+        amount=Decimal("1080.0040"),
+        original_amount=Decimal("1000.0037500000"),
+        original_currency="EUR",
+        expected_close_date=date(2026, 4, 30),
+    )
     usd = row("deal", deal_id="d2", stage="proposal", amount=12.5)
     assert (usd["amount"], usd["original_currency"]) == (Decimal("12.5000"), "USD")

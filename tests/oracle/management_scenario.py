@@ -1,6 +1,6 @@
 """The managers' scenario (targets, leaderboards, follow-ups) and an independent model of its views.
 
-Built on the pipeline scenario (tests/scenario.py): its org and every event up to NOW, the
+Built on the pipeline scenario (tests/oracle/scenario.py): its org and every event up to NOW, the
 middle of March 2026 (Asia/Shanghai), so February is a whole month of activity and wins and
 March is half over. On top of it:
 
@@ -9,7 +9,7 @@ March is half over. On top of it:
 - customers with tiers and contacts at known times, a tier change and a per-customer override.
 
 The model below is written from docs/semantics.md (sections target_attainment, leaderboard and
-followup_due) and takes the KPIs from tests/reference_model.py: nothing comes from the code
+followup_due) and takes the KPIs from tests/oracle/reference_model.py: nothing comes from the code
 under test. The worker runs with ``--clock event``: NOW is the latest occurred_at, which the
 last event sets exactly.
 """
@@ -22,8 +22,8 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from tests.reference_model import DEFAULT_STAGE_PROBABILITIES, KPI_INDEX, OrgHistory, parse_timestamp
-from tests.scenario import ZONE, Scenario, _Builder, build_scenario, local, org_record
+from tests.oracle.reference_model import DEFAULT_STAGE_PROBABILITIES, KPI_INDEX, OrgHistory, parse_timestamp
+from tests.oracle.scenario import ZONE, Scenario, _Builder, build_scenario, local, org_record
 
 NOW = local(3, 16, 12)  # half of March (31 days) has passed: 15.5 days
 TODAY = NOW.date()
@@ -64,8 +64,14 @@ class ManagementScenario:
 def _target(
     level: str, entity_id: str, metric: str, period: str, start: date, value: Decimal
 ) -> dict[str, Any]:
-    return {"level": level, "entity_id": entity_id, "metric": metric, "period": period,
-            "period_start": start.isoformat(), "target": str(value)}  # fmt: skip
+    return {
+        "level": level,
+        "entity_id": entity_id,
+        "metric": metric,
+        "period": period,
+        "period_start": start.isoformat(),
+        "target": str(value),
+    }
 
 
 def _entities() -> list[tuple[str, str]]:
@@ -79,8 +85,13 @@ def _entities() -> list[tuple[str, str]]:
 
 def _random_target(rng: random.Random, level: str, metric: str, months: int) -> Decimal:
     scale = {"rep": 1, "team": 2, "region": 4, "company": 7}[level] * months
-    low, high = {"won_amount": (20_000, 400_000), "deals_won": (1, 6), "visits": (5, 40), "calls": (10, 90),
-                 "new_customers": (2, 15)}[metric]  # fmt: skip
+    low, high = {
+        "won_amount": (20_000, 400_000),
+        "deals_won": (1, 6),
+        "visits": (5, 40),
+        "calls": (10, 90),
+        "new_customers": (2, 15),
+    }[metric]
     return Decimal(rng.randint(low * scale, high * scale))
 
 
@@ -114,8 +125,14 @@ def _scripted_followups(b: _Builder, names: dict[str, str]) -> list[dict[str, An
     b.visit(ago(7), FOLLOWUP_REP, "fu-override", event_id="fu-8")  # 5-day override: 2 days overdue,
     b.feedback(ago(1), "rep-01", "fu-override", "csat", 5, event_id="fu-9")  # rep = latest activity's
     b.visit(ago(59), FOLLOWUP_REP, "fu-c-ok", event_id="fu-10")  # tier C, due tomorrow
-    names.update({"due_now": "fu-a-due", "never_contacted": "fu-b-never", "tier_change": "fu-tier",
-                  "override": "fu-override"})  # fmt: skip
+    names.update(
+        {
+            "due_now": "fu-a-due",
+            "never_contacted": "fu-b-never",
+            "tier_change": "fu-tier",
+            "override": "fu-override",
+        }
+    )
     return [
         {"customer_id": "fu-a-due", "tier": "A"},
         {"customer_id": "fu-a-ok", "tier": "A"},
@@ -144,8 +161,13 @@ def build_management_scenario(seed: int = 11) -> ManagementScenario:
     assert scripted[-1]["event_id"] == "clock"
 
     # Customers of the pipeline scenario get tiers too (the model treats them like any other).
-    bulk_customers = sorted({e["customer_id"] for e in events if e["customer_id"].startswith("cust-")
-                             and not e["customer_id"].startswith("cust-m-")})[:12]  # fmt: skip
+    bulk_customers = sorted(
+        {
+            e["customer_id"]
+            for e in events
+            if e["customer_id"].startswith("cust-") and not e["customer_id"].startswith("cust-m-")
+        }
+    )[:12]
     customers = [{"customer_id": c, "tier": "ABC"[n % 3]} for n, c in enumerate(bulk_customers)] + customers
 
     targets = []
@@ -169,9 +191,17 @@ def build_management_scenario(seed: int = 11) -> ManagementScenario:
     lines.insert(3, "rep,rep-01,revenue,quarter,2026-01-01,1000")  # line 4: unknown metric
     lines.insert(6, "team,team-beijing,visits,quarter,2026-02-01,100")  # line 7: not a quarter start
     quarter_csv = "\n".join(lines) + "\n"
-    return ManagementScenario(base, [*base.org, org_record(REP_08, "2025-01-01", "team-beijing", "north")],
-                              events, targets, quarter_csv, quarter_targets, {4: "metric", 7: "period_start"},
-                              customers, names)  # fmt: skip
+    return ManagementScenario(
+        base,
+        [*base.org, org_record(REP_08, "2025-01-01", "team-beijing", "north")],
+        events,
+        targets,
+        quarter_csv,
+        quarter_targets,
+        {4: "metric", 7: "period_start"},
+        customers,
+        names,
+    )
 
 
 # --------------------------------------------------------------------------- the model
@@ -202,9 +232,11 @@ def _latest_targets(records: list[dict[str, Any]]) -> dict[tuple[str, ...], Deci
 
 
 def expected_attainment(
-    scenario: ManagementScenario, kpi_daily: list[tuple[Any, ...]], deals_current: list[tuple[Any, ...]],
+    scenario: ManagementScenario,
+    kpi_daily: list[tuple[Any, ...]],
+    deals_current: list[tuple[Any, ...]],
     deals_columns: tuple[str, ...],
-) -> list[tuple[Any, ...]]:  # fmt: skip
+) -> list[tuple[Any, ...]]:
     """Rows (period, period_start, level, entity_id, metric, target, actual, attainment,
     expected_by_now, projected, status, forecast)."""
     deals = [dict(zip(deals_columns, row, strict=True)) for row in deals_current]
@@ -215,10 +247,13 @@ def expected_attainment(
         start = date.fromisoformat(start_text)
         end = _period_end(period, start)
         actual = sum(
-            (Decimal(row[3 + KPI_INDEX[metric]]) for row in kpi_daily
-             if row[1] == level and row[2] == entity and start <= row[0] < end and row[0] <= TODAY),
+            (
+                Decimal(row[3 + KPI_INDEX[metric]])
+                for row in kpi_daily
+                if row[1] == level and row[2] == entity and start <= row[0] < end and row[0] <= TODAY
+            ),
             Decimal(0),
-        )  # fmt: skip
+        )
         period_seconds = int((_midnight(end) - _midnight(start)).total_seconds())
         elapsed = min(period_seconds, max(0, int((NOW - _midnight(start)).total_seconds())))
         if actual >= target:
@@ -250,13 +285,22 @@ def expected_attainment(
                 Decimal(0),
             )
             forecast = float(actual + weighted)
-        rows.append((
-            period, start, level, entity, metric, target, actual,
-            None if target == 0 else float(actual) / float(target),
-            float(target) * elapsed / period_seconds,
-            None if elapsed == 0 else float(actual) * period_seconds / elapsed,
-            status, forecast,
-        ))  # fmt: skip
+        rows.append(
+            (
+                period,
+                start,
+                level,
+                entity,
+                metric,
+                target,
+                actual,
+                None if target == 0 else float(actual) / float(target),
+                float(target) * elapsed / period_seconds,
+                None if elapsed == 0 else float(actual) * period_seconds / elapsed,
+                status,
+                forecast,
+            )
+        )
     return rows
 
 
@@ -282,11 +326,16 @@ def expected_leaderboard(kpi_daily: list[tuple[Any, ...]]) -> list[tuple[Any, ..
         candidates = {
             "won_amount": (float(k["won_amount"]), True),
             "deals_won": (float(k["deals_won"]), True),
-            "win_rate": (int(k["deals_won"]) / max(1, int(closed)), closed >= LEADERBOARD_MINIMUM["win_rate"]),
+            "win_rate": (
+                int(k["deals_won"]) / max(1, int(closed)),
+                closed >= LEADERBOARD_MINIMUM["win_rate"],
+            ),
             "activities": (float(k["visits"] + k["calls"]), True),
-            "csat": (int(k["csat_satisfied"]) / max(1, int(k["csat_count"])),
-                     k["csat_count"] >= LEADERBOARD_MINIMUM["csat"]),
-        }  # fmt: skip
+            "csat": (
+                int(k["csat_satisfied"]) / max(1, int(k["csat_count"])),
+                k["csat_count"] >= LEADERBOARD_MINIMUM["csat"],
+            ),
+        }
         for metric, (value, qualifies) in candidates.items():
             if qualifies:
                 values[(period, start, level, metric)].append((entity, value))
@@ -311,10 +360,11 @@ def expected_followups(scenario: ManagementScenario) -> list[tuple[Any, ...]]:
             continue
         history = sorted(seen[customer], key=lambda item: (item[0], item[1]))
         contacts = [
-            at for at, _, e in history
+            at
+            for at, _, e in history
             if (e["event_type"] == "visit" and e["outcome"] == "completed")
             or (e["event_type"] == "call" and e["outcome"] == "connected")
-        ]  # fmt: skip
+        ]
         days = record.get("follow_up_days") or TIER_DAYS[record["tier"]]
         last_contact = max(contacts) if contacts else None
         due_at = (last_contact or history[0][0]) + timedelta(days=days)
@@ -323,6 +373,17 @@ def expected_followups(scenario: ManagementScenario) -> list[tuple[Any, ...]]:
         rep = history[-1][2]["rep_id"]
         team, region = org.team_and_region(rep, TODAY)
         overdue_days = int((NOW - due_at).total_seconds()) // 86_400
-        rows.append((customer, record["tier"], rep, team, region, last_contact, due_at, overdue_days,
-                     "due" if overdue_days == 0 else "overdue"))  # fmt: skip
+        rows.append(
+            (
+                customer,
+                record["tier"],
+                rep,
+                team,
+                region,
+                last_contact,
+                due_at,
+                overdue_days,
+                "due" if overdue_days == 0 else "overdue",
+            )
+        )
     return rows

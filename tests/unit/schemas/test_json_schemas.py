@@ -15,7 +15,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from salespulse.schemas.export import export_json_schemas
-from tests.scenario import build_malformed, build_scenario
+from tests.oracle.scenario import build_malformed, build_scenario
 
 OUTSIDE_ANY_SCHEMA = {"unknown_currency", "payload_too_large"}
 

@@ -45,7 +45,7 @@ def build_storm(
     for positions in by_deal.values():
         members = [delivery[p] for p in positions]
         # Two events of one deal at the same instant must keep their order (the later-delivered
-        # one wins, SPEC §4); the simulator never produces such ties, and this guards it.
+        # one wins, contract §4); the simulator never produces such ties, and this guards it.
         assert len({m["occurred_at"] for m in members}) == len(members), "tie in a deal's history"
         rng.shuffle(members)
         for p, member in zip(positions, members, strict=True):

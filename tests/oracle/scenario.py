@@ -6,7 +6,7 @@ zone Asia/Shanghai. Hand-written special cases (see ``Scenario.special``) sit on
 random bulk.
 
 Delivery order is list order: ``Scenario.events`` is the order in which the events are to be
-published, and the expected rows (tests/reference_model.py) depend on it where semantics.md
+published, and the expected rows (tests/oracle/reference_model.py) depend on it where semantics.md
 says so (two events of one deal with the same occurred_at: the later-delivered one wins).
 Publish deal events keyed by deal_id so that one deal's events stay in order on one partition.
 Most events are listed in occurred_at order; a few are listed late on purpose (an older deal

@@ -2,11 +2,11 @@
 
 The decoder (``salespulse.schemas.decoding``) must turn *any* byte string on *any* input topic
 into either a validated event/record or a ``Rejection`` with a known reason and a message a person
-can act on — never an exception (SPEC §3: bad input goes to the DLQ and never stops the pipeline).
+can act on — never an exception (contract §3: bad input goes to the DLQ and never stops the pipeline).
 Every accepted event must then become a ClickHouse row (``salespulse.sinks.clickhouse.rows``) without raising,
 with values that fit the columns of ``salespulse/sinks/sql/0001_events_and_reference.sql``.
 
-Expectations below were checked against the code and the SPEC, notably:
+Expectations below were checked against the code and the contract (docs/contract.md), notably:
 - ``max_event_bytes`` (default 65 536) is checked before parsing: larger → ``payload_too_large``;
 - the JSON parser (pydantic-core/jiter) has a nesting limit (~200 levels): deeper JSON, even in an
   unknown field, is ``invalid_json`` ("recursion limit exceeded"); shallow unknown nesting is ignored;
@@ -59,10 +59,20 @@ EVENT_TYPES = ("visit", "call", "deal", "feedback")
 RECORD_TYPES = ("org", "targets", "customers")
 RATED = ("USD", "EUR", "CNY", "JPY")  # USD is the reporting currency (rate 1)
 
-KNOWN_REASONS = frozenset({
-    "invalid_json", "not_utf8", "not_an_object", "missing_field", "invalid_value", "wrong_event_type",
-    "unknown_currency", "payload_too_large", "empty_message", "invalid_tombstone",
-})  # fmt: skip
+KNOWN_REASONS = frozenset(
+    {
+        "invalid_json",
+        "not_utf8",
+        "not_an_object",
+        "missing_field",
+        "invalid_value",
+        "wrong_event_type",
+        "unknown_currency",
+        "payload_too_large",
+        "empty_message",
+        "invalid_tombstone",
+    }
+)
 
 GENERATED: Counter[str] = Counter()
 
@@ -123,9 +133,14 @@ def rejection(event_type: str, raw: bytes | None) -> Rejection:
 
 # ClickHouse column ranges (0001_events_and_reference.sql) of the integer columns an event fills.
 UINT_COLUMNS = {
-    "schema_version": 2**16, "visit_duration_minutes": 2**32, "call_duration_seconds": 2**32, "score": 2**8,
-    "src_partition": 2**32, "src_offset": 2**64, "dedup_version": 2**64,
-}  # fmt: skip
+    "schema_version": 2**16,
+    "visit_duration_minutes": 2**32,
+    "call_duration_seconds": 2**32,
+    "score": 2**8,
+    "src_partition": 2**32,
+    "src_offset": 2**64,
+    "dedup_version": 2**64,
+}
 DECIMAL_COLUMNS = {"amount": (38, 4), "original_amount": (38, 10)}
 DATETIME64_MAX_US = int(datetime(2299, 12, 31, tzinfo=UTC).timestamp()) * 1_000_000  # DateTime64 range
 
@@ -157,7 +172,7 @@ def assert_fits_columns(row: dict[str, Any]) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Strategies: valid events per SPEC §3
+# Strategies: valid events per contract §3
 # --------------------------------------------------------------------------------------------
 
 ID_CHARS = string.ascii_letters + string.digits + "-_.:@/#|" + "张三李四王五销售客户éüñçøß" + "😀🚀"
@@ -345,10 +360,21 @@ def valid_events(
         expected |= specific
     elif event_type == "deal":
         amount_sent, amount = draw(amounts())
-        body |= {"deal_id": draw(identifiers()), "stage": draw(st.sampled_from(
-            ["prospecting", "qualified", "proposal", "negotiation", "won", "lost"])), "amount": amount_sent}  # fmt: skip
-        expected |= {"deal_id": body["deal_id"], "stage": body["stage"], "amount": amount,
-                     "currency": None, "expected_close_date": None, "lost_reason": None}  # fmt: skip
+        body |= {
+            "deal_id": draw(identifiers()),
+            "stage": draw(
+                st.sampled_from(["prospecting", "qualified", "proposal", "negotiation", "won", "lost"])
+            ),
+            "amount": amount_sent,
+        }
+        expected |= {
+            "deal_id": body["deal_id"],
+            "stage": body["stage"],
+            "amount": amount,
+            "currency": None,
+            "expected_close_date": None,
+            "lost_reason": None,
+        }
         if draw(st.booleans()):
             body["currency"] = expected["currency"] = draw(st.one_of(st.none(), st.sampled_from(RATED)))
         if draw(st.booleans()):
@@ -691,10 +717,12 @@ def test_event_type_of_another_topic(
 ) -> None:
     _count("wrong_event_type")
     event_type, body, _ = case
-    other = data.draw(st.one_of(
-        st.sampled_from([t for t in EVENT_TYPES if t != event_type]),
-        st.text(max_size=12).filter(lambda s: s != event_type),
-    ))  # fmt: skip
+    other = data.draw(
+        st.one_of(
+            st.sampled_from([t for t in EVENT_TYPES if t != event_type]),
+            st.text(max_size=12).filter(lambda s: s != event_type),
+        )
+    )
     body["event_type"] = other
     result = rejection(event_type, dumps(body))
     assert result.reason == "wrong_event_type"
@@ -718,8 +746,11 @@ def test_currency_without_a_rate(case: tuple[str, dict[str, Any], dict[str, Any]
 
 
 @fuzz(100)
-@given(case=valid_events(), size=st.one_of(st.integers(0, 200_000), st.integers(MAX_BYTES - 600, MAX_BYTES + 50)),
-       char=st.sampled_from(["x", "é", "好", "😀", "\\", '"']))  # fmt: skip
+@given(
+    case=valid_events(),
+    size=st.one_of(st.integers(0, 200_000), st.integers(MAX_BYTES - 600, MAX_BYTES + 50)),
+    char=st.sampled_from(["x", "é", "好", "😀", "\\", '"']),
+)
 def test_payload_size_limit_is_exact(
     case: tuple[str, dict[str, Any], dict[str, Any]], size: int, char: str
 ) -> None:
@@ -756,7 +787,7 @@ def test_megabyte_comment_is_too_large(case: tuple[str, dict[str, Any], dict[str
 def test_field_length_limits_count_characters(
     case: tuple[str, dict[str, Any], dict[str, Any]], field: str, char: str, data: st.DataObject
 ) -> None:
-    """Limits are in characters (SPEC: event_id 1–128 chars), whatever their UTF-8 size."""
+    """Limits are in characters (contract §3: event_id 1–128 chars), whatever their UTF-8 size."""
     _count("field_length_limits")
     event_type, body, expected = case
     limit = {
@@ -874,9 +905,14 @@ def test_non_utf8_encodings_are_rejected(
     invalid_json; a latin-1 text that happens to be valid UTF-8 cannot be told apart, so it is skipped.)
     """
     _count("wrong_encodings")
-    body = {"event_id": f"e-{name}", "occurred_at": occurred[0], "rep_id": f"rep {name} x",
-            "customer_id": "客户-1" if encoding.startswith("utf") else "cust-1", "source": name,
-            **TEMPLATES[event_type]}  # fmt: skip
+    body = {
+        "event_id": f"e-{name}",
+        "occurred_at": occurred[0],
+        "rep_id": f"rep {name} x",
+        "customer_id": "客户-1" if encoding.startswith("utf") else "cust-1",
+        "source": name,
+        **TEMPLATES[event_type],
+    }
     raw = dumps(body).decode().encode(encoding)
     try:
         raw.decode("utf-8")
@@ -909,10 +945,27 @@ NUMERIC_FIELDS = {
 @fuzz(200)
 @given(
     case=valid_events(),
-    literal=st.sampled_from([b"NaN", b"Infinity", b"-Infinity", b"nan", b"inf", b"-inf", b"+Infinity", b"1e400",
-                             b"-1e400", b'"NaN"', b'"Infinity"', b'"-Infinity"', b'"inf"', b'"sNaN"', b'"1e400"']),
+    literal=st.sampled_from(
+        [
+            b"NaN",
+            b"Infinity",
+            b"-Infinity",
+            b"nan",
+            b"inf",
+            b"-inf",
+            b"+Infinity",
+            b"1e400",
+            b"-1e400",
+            b'"NaN"',
+            b'"Infinity"',
+            b'"-Infinity"',
+            b'"inf"',
+            b'"sNaN"',
+            b'"1e400"',
+        ]
+    ),
     data=st.data(),
-)  # fmt: skip
+)
 def test_nan_and_infinity_are_never_accepted(
     case: tuple[str, dict[str, Any], dict[str, Any]], literal: bytes, data: st.DataObject
 ) -> None:
@@ -935,8 +988,25 @@ def test_nan_and_infinity_are_never_accepted(
 @st.composite
 def bad_timestamps(draw: st.DrawFn) -> str:
     text, _ = draw(timestamps())
-    kind = draw(st.sampled_from(["year", "month", "day", "hour", "minute", "second", "offset", "no_offset",
-                                 "date_only", "too_early", "too_late", "offset_hour", "offset_minute"]))  # fmt: skip
+    kind = draw(
+        st.sampled_from(
+            [
+                "year",
+                "month",
+                "day",
+                "hour",
+                "minute",
+                "second",
+                "offset",
+                "no_offset",
+                "date_only",
+                "too_early",
+                "too_late",
+                "offset_hour",
+                "offset_minute",
+            ]
+        )
+    )
     head = text[:10]
     if kind == "year":
         return draw(st.sampled_from(["0000", "10000", "99999", "-001", "+2026"])) + text[4:]
@@ -961,8 +1031,16 @@ def bad_timestamps(draw: st.DrawFn) -> str:
     if kind == "date_only":
         return head
     if kind == "too_early":
-        return draw(st.sampled_from(["1969-12-31T23:59:59Z", "1900-01-01T00:00:00Z", "0001-01-01T00:00:00Z",
-                                     "1970-01-01T00:00:00.000001+00:01"]))  # fmt: skip
+        return draw(
+            st.sampled_from(
+                [
+                    "1969-12-31T23:59:59Z",
+                    "1900-01-01T00:00:00Z",
+                    "0001-01-01T00:00:00Z",
+                    "1970-01-01T00:00:00.000001+00:01",
+                ]
+            )
+        )
     return draw(
         st.sampled_from(["2100-01-01T00:00:00Z", "2099-12-31T23:59:59-00:01", "9999-12-31T23:59:59Z"])
     )
@@ -973,8 +1051,21 @@ RFC3339_OFFSET = re.compile(r"([Zz]|[+-]\d{2}:\d{2})$")
 
 @fuzz(300)
 @given(case=valid_events(), occurred_at=bad_timestamps())
-@example(case=("visit", {"event_id": "v", "occurred_at": "", "rep_id": "r", "customer_id": "c",
-                         "duration_minutes": 1, "outcome": "completed"}, {}), occurred_at="2026-03-02T09:30:00")  # fmt: skip
+@example(
+    case=(
+        "visit",
+        {
+            "event_id": "v",
+            "occurred_at": "",
+            "rep_id": "r",
+            "customer_id": "c",
+            "duration_minutes": 1,
+            "outcome": "completed",
+        },
+        {},
+    ),
+    occurred_at="2026-03-02T09:30:00",
+)
 def test_timestamps_out_of_range_or_without_offset_are_rejected(
     case: tuple[str, dict[str, Any], dict[str, Any]], occurred_at: str
 ) -> None:
@@ -990,12 +1081,26 @@ def test_timestamps_out_of_range_or_without_offset_are_rejected(
 @given(
     case=valid_events("deal"),
     close=st.one_of(
-        st.sampled_from(["0000-01-01", "10000-01-01", "2026-13-01", "2026-00-10", "2026-02-30", "2026-04-31",
-                         "1969-12-31", "2100-01-01", "2026-3-2", "2026/03/02", "02.03.2026", ""]),
+        st.sampled_from(
+            [
+                "0000-01-01",
+                "10000-01-01",
+                "2026-13-01",
+                "2026-00-10",
+                "2026-02-30",
+                "2026-04-31",
+                "1969-12-31",
+                "2100-01-01",
+                "2026-3-2",
+                "2026/03/02",
+                "02.03.2026",
+                "",
+            ]
+        ),
         st.dates(max_value=date(1969, 12, 31)).map(date.isoformat),
         st.dates(min_value=date(2100, 1, 1)).map(date.isoformat),
     ),
-)  # fmt: skip
+)
 def test_expected_close_dates_out_of_range_are_rejected(
     case: tuple[str, dict[str, Any], dict[str, Any]], close: str
 ) -> None:
@@ -1012,11 +1117,24 @@ def test_expected_close_dates_out_of_range_are_rejected(
 # --------------------------------------------------------------------------------------------
 
 MINIMAL: dict[str, dict[str, Any]] = {
-    "visit": {"event_id": "v-1", "occurred_at": "2026-03-02T09:30:00+08:00", "rep_id": "r", "customer_id": "c",
-              "duration_minutes": 45, "outcome": "completed"},
-    "deal": {"event_id": "d-1", "occurred_at": "2026-03-02T09:30:00Z", "rep_id": "r", "customer_id": "c",
-             "deal_id": "deal-1", "stage": "won", "amount": "1"},
-}  # fmt: skip
+    "visit": {
+        "event_id": "v-1",
+        "occurred_at": "2026-03-02T09:30:00+08:00",
+        "rep_id": "r",
+        "customer_id": "c",
+        "duration_minutes": 45,
+        "outcome": "completed",
+    },
+    "deal": {
+        "event_id": "d-1",
+        "occurred_at": "2026-03-02T09:30:00Z",
+        "rep_id": "r",
+        "customer_id": "c",
+        "deal_id": "deal-1",
+        "stage": "won",
+        "amount": "1",
+    },
+}
 
 
 @fuzz(100)

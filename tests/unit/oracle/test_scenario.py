@@ -12,8 +12,8 @@ import pytest
 from pydantic import ValidationError
 
 from salespulse.schemas import ACTIVITY_MODELS, OrgRecord
-from tests.reference_model import DEALS_CURRENT_COLUMNS, KPI_COLUMNS, expected_views
-from tests.scenario import MAX_EVENT_BYTES, Malformed, Scenario, build_malformed, build_scenario
+from tests.oracle.reference_model import DEALS_CURRENT_COLUMNS, KPI_COLUMNS, expected_views
+from tests.oracle.scenario import MAX_EVENT_BYTES, Malformed, Scenario, build_malformed, build_scenario
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -139,8 +139,11 @@ def test_every_kpi_column_is_exercised(views: dict[str, list[tuple[Any, ...]]]) 
     entities = {(row[1], row[2]) for row in views["kpi_daily"]}
     assert {("team", "unassigned"), ("region", "unassigned"), ("rep", "rep-07")} <= entities
     assert {entity for level, entity in entities if level == "team"} == {
-        "team-beijing", "team-tianjin", "team-guangzhou", "unassigned"
-    }  # fmt: skip
+        "team-beijing",
+        "team-tianjin",
+        "team-guangzhou",
+        "unassigned",
+    }
 
 
 def test_deal_statuses_and_stages(
@@ -189,8 +192,10 @@ def test_special_deals(scenario: Scenario, deals: dict[str, dict[str, Any]]) -> 
 
     reopened = deals[s["won_then_reopened"]]
     assert (reopened["status"], reopened["closed_at"], reopened["stage_entered_at"]) == (
-        "open", None, naive_utc(2, 24, 10)
-    )  # fmt: skip
+        "open",
+        None,
+        naive_utc(2, 24, 10),
+    )
     rewon = deals[s["won_reopened_won"]]
     assert (rewon["status"], rewon["closed_at"], rewon["amount"]) == (
         "won",
@@ -199,14 +204,18 @@ def test_special_deals(scenario: Scenario, deals: dict[str, dict[str, Any]]) -> 
     )
     corrected = deals[s["amount_corrected"]]
     assert (corrected["closed_at"], corrected["updated_at"], corrected["amount"]) == (
-        naive_utc(2, 17, 10), naive_utc(2, 23, 10), Decimal("21500.5000")
-    )  # fmt: skip
+        naive_utc(2, 17, 10),
+        naive_utc(2, 23, 10),
+        Decimal("21500.5000"),
+    )
 
     assert deals[s["owner_changes"]]["rep_id"] == "rep-02"
     transferred = deals[s["won_then_transferred"]]
     assert (transferred["rep_id"], transferred["team_id"], transferred["region_id"]) == (
-        "rep-05", "team-guangzhou", "south"
-    )  # fmt: skip
+        "rep-05",
+        "team-guangzhou",
+        "south",
+    )
     assert transferred["closed_at"] == naive_utc(2, 20, 23, 50)
 
     money = {
@@ -222,17 +231,24 @@ def test_special_deals(scenario: Scenario, deals: dict[str, dict[str, Any]]) -> 
     for name, (amount, original, currency) in money.items():
         deal = deals[s[name]]
         assert (deal["amount"], deal["currency"], deal["original_amount"], deal["original_currency"]) == (
-            amount, "USD", original, currency
-        ), name  # fmt: skip
+            amount,
+            "USD",
+            original,
+            currency,
+        ), name
 
     tie = deals[s["tie_same_instant"]]
     assert (tie["stage"], tie["amount"], tie["stage_entered_at"]) == (
-        "negotiation", Decimal("32000.0000"), naive_utc(2, 16, 15)
-    )  # fmt: skip
+        "negotiation",
+        Decimal("32000.0000"),
+        naive_utc(2, 16, 15),
+    )
     tie_close = deals[s["tie_on_close"]]
     assert (tie_close["status"], tie_close["lost_reason"], tie_close["closed_at"]) == (
-        "lost", "budget cut", naive_utc(2, 24, 17, 30, 0, 250000)
-    )  # fmt: skip
+        "lost",
+        "budget cut",
+        naive_utc(2, 24, 17, 30, 0, 250000),
+    )
 
     late = deals[s["late_first_event"]]
     assert (late["created_at"], late["stage"], late["rep_id"]) == (
@@ -245,11 +261,14 @@ def test_special_deals(scenario: Scenario, deals: dict[str, dict[str, Any]]) -> 
 
     moved = deals[s["team_change_win"]]
     assert (moved["team_id"], moved["region_id"], moved["closed_at"]) == (
-        "team-guangzhou", "south", naive_utc(3, 2, 0, 10)
-    )  # fmt: skip
+        "team-guangzhou",
+        "south",
+        naive_utc(3, 2, 0, 10),
+    )
     assert (deals[s["unassigned_rep_deal"]]["team_id"], deals[s["unassigned_rep_deal"]]["region_id"]) == (
-        "unassigned", "unassigned"
-    )  # fmt: skip
+        "unassigned",
+        "unassigned",
+    )
     linked = deals[s["linked_activities"]]
     assert linked["last_activity_at"] == naive_utc(3, 10, 16, 45, 12, 345678)
     assert linked["last_activity_at"] > linked["updated_at"]
@@ -329,9 +348,16 @@ def test_malformed_messages(scenario: Scenario) -> None:
     assert len({m.kind for m in messages}) >= 12
     assert len({m.label for m in messages}) == len(messages)
     assert {m.expected_reason for m in messages} == {
-        "invalid_json", "not_utf8", "not_an_object", "missing_field", "invalid_value",
-        "wrong_event_type", "unknown_currency", "payload_too_large", "empty_message",
-    }  # fmt: skip
+        "invalid_json",
+        "not_utf8",
+        "not_an_object",
+        "missing_field",
+        "invalid_value",
+        "wrong_event_type",
+        "unknown_currency",
+        "payload_too_large",
+        "empty_message",
+    }
     for message in messages:
         assert _classify(message, scenario.currency_rates) == message.expected_reason, message.label
 

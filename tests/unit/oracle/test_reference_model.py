@@ -8,7 +8,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from tests.reference_model import KPI_COLUMNS, expected_views
+from tests.oracle.reference_model import KPI_COLUMNS, expected_views
 
 ORG_R1 = {"rep_id": "r1", "team_id": "t1", "region_id": "g1", "effective_from": "2026-01-01"}
 ORG_R2 = {"rep_id": "r2", "team_id": "t2", "region_id": "g1", "effective_from": "2026-01-01"}
@@ -133,11 +133,26 @@ def test_won_then_reopened_stops_counting_as_won() -> None:
     # Open in negotiation since the reopening event (the 02-03 win is not part of the final run).
     assert result["deals_current"] == [
         (
-            "D1", "r1", "t1", "g1", "c1", "negotiation", "open", Decimal("1000.0000"), "USD",
-            utc(2026, 2, 1, 10), utc(2026, 2, 5, 10), utc(2026, 2, 5, 10), None, None, utc(2026, 2, 5, 10),
-            Decimal("1000.0000000000"), "USD", None,
+            "D1",
+            "r1",
+            "t1",
+            "g1",
+            "c1",
+            "negotiation",
+            "open",
+            Decimal("1000.0000"),
+            "USD",
+            utc(2026, 2, 1, 10),
+            utc(2026, 2, 5, 10),
+            utc(2026, 2, 5, 10),
+            None,
+            None,
+            utc(2026, 2, 5, 10),
+            Decimal("1000.0000000000"),
+            "USD",
+            None,
         )
-    ]  # fmt: skip
+    ]
     # Highest stage reached is `won`: every open stage entered and advanced.
     assert result["stage_conversion"] == [
         (level, entity, stage, order, 1, 1, 1.0)
@@ -193,11 +208,26 @@ def test_amount_corrected_on_a_later_won_event() -> None:
     )
     assert result["deals_current"] == [
         (
-            "D1", "r1", "t1", "g1", "c1", "won", "won", Decimal("150.5000"), "USD",
-            utc(2026, 2, 1, 10), utc(2026, 2, 2, 10), utc(2026, 2, 4, 10), None, utc(2026, 2, 2, 10),
-            utc(2026, 2, 4, 10), Decimal("150.5000000000"), "USD", None,
+            "D1",
+            "r1",
+            "t1",
+            "g1",
+            "c1",
+            "won",
+            "won",
+            Decimal("150.5000"),
+            "USD",
+            utc(2026, 2, 1, 10),
+            utc(2026, 2, 2, 10),
+            utc(2026, 2, 4, 10),
+            None,
+            utc(2026, 2, 2, 10),
+            utc(2026, 2, 4, 10),
+            Decimal("150.5000000000"),
+            "USD",
+            None,
         )
-    ]  # fmt: skip
+    ]
 
 
 def test_tie_on_occurred_at_goes_to_the_later_delivered_event() -> None:
@@ -208,8 +238,11 @@ def test_tie_on_occurred_at_goes_to_the_later_delivered_event() -> None:
 
     [row] = views([first, proposal, negotiation])["deals_current"]
     assert (row[5], row[7], row[10], row[14]) == (
-        "negotiation", Decimal("70.0000"), utc(2026, 2, 2, 10), utc(2026, 2, 2, 10)
-    )  # fmt: skip
+        "negotiation",
+        Decimal("70.0000"),
+        utc(2026, 2, 2, 10),
+        utc(2026, 2, 2, 10),
+    )
     [row] = views([first, negotiation, proposal])["deals_current"]
     assert (row[5], row[7], row[10], row[14]) == (
         "proposal",
@@ -337,10 +370,16 @@ def test_amounts_convert_and_round_half_to_even() -> None:
     # won_amount = 1080.0094 + 100.0000; both created and won the same day: cycle 0.
     assert result["kpi_daily"] == sorted(
         kpi4(
-            "2026-02-01", "r1", "t1", "g1",
-            new_customers=1, deals_created=4, deals_won=2, won_amount=Decimal("1180.0094"),
+            "2026-02-01",
+            "r1",
+            "t1",
+            "g1",
+            new_customers=1,
+            deals_created=4,
+            deals_won=2,
+            won_amount=Decimal("1180.0094"),
         )
-    )  # fmt: skip
+    )
     assert [(row[0], row[7], row[8], row[15], row[16]) for row in result["deals_current"]] == [
         ("DE1", Decimal("1080.0040"), "USD", Decimal("1000.0037500000"), "EUR"),
         ("DE2", Decimal("1080.0094"), "USD", Decimal("1000.0087500000"), "EUR"),
@@ -378,14 +417,23 @@ def test_new_customer_ties_go_to_the_smaller_event_id() -> None:
             kpi("2026-02-01", "rep", "r2", calls=1, calls_connected=1, call_seconds=60, new_customers=1),
             kpi("2026-02-01", "team", "t2", calls=1, calls_connected=1, call_seconds=60, new_customers=1),
             *[
-                kpi("2026-02-01", level, entity, visits=1, visits_completed=1, calls=1, calls_connected=1,
-                    call_seconds=60, new_customers=1)
+                kpi(
+                    "2026-02-01",
+                    level,
+                    entity,
+                    visits=1,
+                    visits_completed=1,
+                    calls=1,
+                    calls_connected=1,
+                    call_seconds=60,
+                    new_customers=1,
+                )
                 for level, entity in (("region", "g1"), ("company", "all"))
             ],
             *kpi4("2026-02-03", "r2", "t2", "g1", calls=1, new_customers=1),
             *kpi4("2026-02-05", "r1", "t1", "g1", visits=1, visits_completed=1),
         ]
-    )  # fmt: skip
+    )
 
 
 def test_duplicates_the_first_copy_wins_whatever_the_later_content() -> None:
@@ -422,11 +470,20 @@ def test_feedback_columns() -> None:
     ]
     assert views(events)["kpi_daily"] == sorted(
         kpi4(
-            "2026-02-01", "r1", "t1", "g1",
-            new_customers=1, csat_count=2, csat_sum=7, csat_satisfied=1,
-            nps_count=4, nps_promoters=1, nps_detractors=1, complaints=2,
+            "2026-02-01",
+            "r1",
+            "t1",
+            "g1",
+            new_customers=1,
+            csat_count=2,
+            csat_sum=7,
+            csat_satisfied=1,
+            nps_count=4,
+            nps_promoters=1,
+            nps_detractors=1,
+            complaints=2,
         )
-    )  # fmt: skip
+    )
 
 
 def test_owner_change_and_a_won_run_that_changes_owner() -> None:
