@@ -27,16 +27,14 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta, timezone, tzinfo
+from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
 from salespulse.schemas.events import OPEN_STAGES
 from salespulse.schemas.reference import TIER_FOLLOW_UP_DAYS
-
-if TYPE_CHECKING:
-    from salespulse.simulator.simulation import SimulatedDeal
 
 CHINA_STANDARD_TIME = timezone(timedelta(hours=8), "CST")
 
@@ -380,3 +378,21 @@ def _periods(first_day: date, last_day: date) -> list[tuple[str, date]]:
             month = start.month - 1 + months
             start = date(start.year + month // 12, month % 12 + 1, 1)
     return periods
+
+
+@dataclass
+class SimulatedDeal:
+    deal_id: str
+    customer: Customer
+    rep: Rep
+    amount: Decimal
+    currency: str | None
+    expected_close: date | None
+    slow: bool
+    stage: str = "prospecting"
+    lost_reason: str | None = None
+    stalled: bool = False
+    reopened: bool = False
+    # Bumped when a stage episode begins or ends, so that calls, visits and transitions planned
+    # for an earlier episode are recognised as stale and dropped.
+    episode: int = 0

@@ -5,13 +5,12 @@ import heapq
 import math
 import random
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from salespulse.schemas.events import FUNNEL_STAGES, OPEN_STAGES
-from salespulse.simulator.company import Company, Customer, Rep
+from salespulse.simulator.company import Company, Customer, Rep, SimulatedDeal
 
 _PROSPECT_ARRIVAL_DAYS = 90.0  # mean wait until a prospect's first contact
 _VISIT_SHARE_OF_FOLLOW_UPS = {"A": 0.7, "B": 0.55, "C": 0.4}
@@ -88,24 +87,6 @@ _COMMENTS = {
 
 
 # --- the simulation ---------------------------------------------------------------------------------
-
-
-@dataclass
-class SimulatedDeal:
-    deal_id: str
-    customer: Customer
-    rep: Rep
-    amount: Decimal
-    currency: str | None
-    expected_close: date | None
-    slow: bool
-    stage: str = "prospecting"
-    lost_reason: str | None = None
-    stalled: bool = False
-    reopened: bool = False
-    # Bumped when a stage episode begins or ends, so that calls, visits and transitions planned
-    # for an earlier episode are recognised as stale and dropped.
-    episode: int = 0
 
 
 _Action = Callable[[], None]
