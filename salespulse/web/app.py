@@ -291,7 +291,30 @@ async def index(request: web.Request) -> web.FileResponse:
 
 
 async def api_not_found(request: web.Request) -> web.Response:
+    if request.match_info.get("tail", "") in ENDPOINTS:
+        return _error(
+            405,
+            "method_not_allowed",
+            f"{request.method} {request.path}: the API is read-only, use GET",
+            {"Allow": "GET, HEAD"},
+        )
     return _error(404, "not_found", f"no endpoint {request.path}; see docs/web-api.md")
+
+
+ENDPOINTS: dict[str, Callable[[web.Request], Awaitable[web.StreamResponse]]] = {
+    "meta": meta,
+    "entities": entities,
+    "scope": scope_info,
+    "kpis": kpis,
+    "trend": trend,
+    "breakdown": breakdown,
+    "funnel": funnel,
+    "pipeline": pipeline,
+    "targets": targets,
+    "leaderboard": leaderboard,
+    "stalled": stalled,
+    "followups": followups,
+}
 
 
 def _page_app(settings: Settings, store: Store) -> web.Application:
@@ -306,20 +329,7 @@ def _page_app(settings: Settings, store: Store) -> web.Application:
     )
     app[READER] = ViewReader(store)
     app[SETTINGS] = settings
-    for path, handler in (
-        ("meta", meta),
-        ("entities", entities),
-        ("scope", scope_info),
-        ("kpis", kpis),
-        ("trend", trend),
-        ("breakdown", breakdown),
-        ("funnel", funnel),
-        ("pipeline", pipeline),
-        ("targets", targets),
-        ("leaderboard", leaderboard),
-        ("stalled", stalled),
-        ("followups", followups),
-    ):
+    for path, handler in ENDPOINTS.items():
         app.router.add_get(f"{API}/{path}", handler)
     app.router.add_route("*", API + "/{tail:.*}", api_not_found)
     app.router.add_get("/health", health)

@@ -70,7 +70,9 @@ class UiProcess:
 
     def _serving(self) -> bool:
         if self.process is not None and self.process.poll() is not None:
-            raise AssertionError(f"`salespulse ui` exited with {self.process.returncode}:\n{self.log_path.read_text()}")
+            raise AssertionError(
+                f"`salespulse ui` exited with {self.process.returncode}:\n{self.log_path.read_text()}"
+            )
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{self.base_path}/health", timeout=2):
                 return True
@@ -102,7 +104,9 @@ class UiProcess:
 def chromium_available() -> None:
     for path in (CHROMIUM, CHROMEDRIVER):
         if not shutil.which(path):
-            raise AssertionError(f"{path} is missing: apt-get install -y chromium chromium-driver fonts-noto-cjk")
+            raise AssertionError(
+                f"{path} is missing: apt-get install -y chromium chromium-driver fonts-noto-cjk"
+            )
 
 
 @contextmanager
