@@ -108,6 +108,21 @@ function yearsAvailable() {
   return years;
 }
 
+const DAY = {
+  test(value) {
+    const day = new Date(`${value}T00:00:00Z`);
+    return /^\d{4}-\d{2}-\d{2}$/.test(value) && !Number.isNaN(day.getTime()) && day.toISOString().startsWith(value);
+  },
+};
+
+/** Put a value from the URL into a date-like input only if the input can hold it: the browser
+ * warns about anything else, and the API's message (in the banner) says what is wrong. */
+function setInput(id, value, pattern) {
+  const input = $(id);
+  input.value = value && pattern.test(value) ? value : "";
+  if (value && input.value !== value) input.value = "";
+}
+
 function showControls() {
   const kind = periodKind(state.period);
   const kindSelect = $("period-kind");
@@ -115,8 +130,8 @@ function showControls() {
   kindSelect.value = kind;
   for (const k of PERIOD_KINDS) $(`period-${k}`).hidden = k !== kind;
   const label = state.period && state.period.kind !== "range" ? state.period.label : "";
-  $("period-month-input").value = kind === "month" ? label : "";
-  $("period-week-input").value = kind === "week" ? label : "";
+  setInput("period-month-input", kind === "month" ? label : "", /^\d{4}-(0[1-9]|1[0-2])$/);
+  setInput("period-week-input", kind === "week" ? label : "", /^\d{4}-W(0[1-9]|[1-4]\d|5[0-3])$/);
   const quarters = [];
   const years = yearsAvailable();
   for (const year of years) for (let q = 4; q >= 1; q -= 1) quarters.push(`${year}-Q${q}`);
@@ -128,8 +143,8 @@ function showControls() {
   $("period-year-input").replaceChildren(...yearLabels.map((value) => option(value, value)));
   $("period-year-input").value = kind === "year" ? label : "";
   if (state.period && state.period.kind === "range") {
-    $("range-from").value = state.period.from;
-    $("range-to").value = state.period.to;
+    setInput("range-from", state.period.from, DAY);
+    setInput("range-to", state.period.to, DAY);
   }
 
   $("scope-level").replaceChildren(...LEVELS.map((level) => option(level, t(`level.${level}`))));
@@ -204,9 +219,9 @@ function wireControls() {
   $("lang-toggle").addEventListener("click", async () => {
     state.lang = language() === "zh" ? "en" : "zh";
     state.langInUrl = true;
-    writeUrl(false);
     await loadLanguage(state.lang);
     relabel();
+    writeUrl(false); // once the page speaks it: the URL never promises what is not shown
   });
   $("login").addEventListener("submit", (event) => {
     event.preventDefault();
