@@ -6,17 +6,40 @@ embedded mode to the worker's read-only query endpoint, because chDB allows one 
 process and the worker holds it.
 """
 
+import logging
+import re
 import threading
 from urllib.parse import urlsplit, urlunsplit
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import OperationalError
 
 from salespulse.config import Settings
+
+log = logging.getLogger(__name__)
+_CODE = re.compile(r"code: (\d+)")
+_NAME = re.compile(r"\(([A-Z][A-Z0-9_]+)\)")
 
 
 class StoreUnavailable(RuntimeError):
     """ClickHouse cannot be reached or refused the query; the message says where and why."""
+
+
+def refusal(url: str, error: Exception) -> StoreUnavailable:
+    """What to tell a client when ClickHouse answered with an error: its code and name, never its
+    text, which can quote the SQL. The whole error goes to the log."""
+    text = str(error)
+    log.warning("ClickHouse at %s refused a query: %s", redacted(url), text[:2000])
+    code, name = _CODE.search(text), _NAME.search(text)
+    what = (
+        ", ".join(part for part in (code and f"code {code[1]}", name and name[1]) if part)
+        or type(error).__name__
+    )
+    return StoreUnavailable(
+        f"ClickHouse refused the query ({what}); check SALESPULSE_CLICKHOUSE_DATABASE and that the "
+        "workers created the views (salespulse migrate). The page retries on its own."
+    )
 
 
 def store_url(settings: Settings) -> str:
@@ -64,11 +87,13 @@ class Store:
                         connect_timeout=min(10.0, self.timeout),
                         send_receive_timeout=self.timeout,
                     )
-                except Exception as error:
+                except OperationalError as error:
                     raise StoreUnavailable(
                         f"cannot reach ClickHouse at {redacted(self.url)} ({type(error).__name__}); "
                         "is the worker (or `salespulse up`) running? The page retries on its own."
                     ) from None
+                except Exception as error:
+                    raise refusal(self.url, error) from None
             return self._client
 
     def close(self) -> None:

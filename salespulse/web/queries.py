@@ -21,9 +21,9 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from clickhouse_connect.driver.exceptions import ClickHouseError
+from clickhouse_connect.driver.exceptions import ClickHouseError, OperationalError
 
-from salespulse.web.connection import Store, StoreUnavailable
+from salespulse.web.connection import Store, StoreUnavailable, redacted, refusal
 from salespulse.web.kpis import SUM_COLUMNS, empty_sums
 from salespulse.web.params import COMPANY_ENTITY, Period, Scope
 
@@ -134,9 +134,12 @@ class ViewReader:
         client = self.store.client()
         try:
             result = client.query(sql, parameters=parameters or {})
+        except OperationalError:
+            raise StoreUnavailable(
+                f"lost the connection to ClickHouse at {redacted(self.store.url)}; the page retries on its own"
+            ) from None
         except ClickHouseError as error:
-            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise StoreUnavailable(f"ClickHouse could not answer: {first_line[:300]}") from None
+            raise refusal(self.store.url, error) from None
         columns = result.column_names
         return [dict(zip(columns, row, strict=True)) for row in result.result_rows]
 

@@ -306,3 +306,13 @@ def test_under_a_path_prefix_every_route_moves_with_it(
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.url.endswith("/salespulse/")  # redirected to the page
     ui.stop()
+
+
+def test_a_query_clickhouse_refuses_is_a_503_without_sql(make_ui: Callable[..., UiProcess]) -> None:
+    ui = make_ui(SALESPULSE_CLICKHOUSE_DATABASE="no_such_database")
+    status, headers, body = ui.get("api/v1/kpis?period=2026-03")
+    assert status == 503 and headers["Retry-After"] == "5", body
+    assert body["message"].startswith("ClickHouse refused the query (code 81, UNKNOWN_DATABASE)"), body
+    for leak in ("SELECT", "kpi_daily", "Traceback", "DB::Exception"):
+        assert leak not in body["message"]
+    ui.stop()

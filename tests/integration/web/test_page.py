@@ -396,7 +396,7 @@ def test_screenshots_of_the_main_views(clean_console: WebDriver, page: UiProcess
         reading.open_view(driver, f"{page.url}?{view}&lang={lang}", view)
         if scroll_to:
             driver.execute_script(
-                f"window.scrollTo(0, document.getElementById('{scroll_to}').getBoundingClientRect().top"
+                f"window.scrollTo(0, document.getElementById('{scroll_to}').closest('.panel').getBoundingClientRect().top"
                 " + window.scrollY - document.querySelector('.topbar').offsetHeight - 8)"
             )
         reading.settle()
