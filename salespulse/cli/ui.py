@@ -9,7 +9,9 @@ from salespulse.cli.common import fail, settings_from
 
 def ui(
     host: Annotated[str | None, typer.Option(help="Interface to listen on (SALESPULSE_UI_HOST).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port of the page (SALESPULSE_UI_PORT, default 8080).")] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port of the page (SALESPULSE_UI_PORT, default 8080).")
+    ] = None,
     base_path: Annotated[
         str | None,
         typer.Option(help="Path prefix behind a reverse proxy, e.g. /salespulse (SALESPULSE_UI_BASE_PATH)."),
@@ -30,7 +32,9 @@ def ui(
     from salespulse.runtime.ports import PortTaken, require_free_port
     from salespulse.web.app import run_ui
 
-    settings = settings_from(ui_host=host, ui_port=port, ui_base_path=base_path, ui_clickhouse_url=clickhouse_url)
+    settings = settings_from(
+        ui_host=host, ui_port=port, ui_base_path=base_path, ui_clickhouse_url=clickhouse_url
+    )
     if not settings.ui_port:
         fail("--port must be a port number (1-65535) for `salespulse ui`", 2)
     try:

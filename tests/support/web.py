@@ -4,26 +4,23 @@ Chromium and its driver are Debian's (``apt-get install chromium chromium-driver
 a missing browser fails the tests rather than skipping them.
 """
 
-import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import orjson
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from salespulse.streams.broker import free_port
-from tests.support.processes import wait_until
+from salespulse.runtime.children import ChildProcess, environment_without_settings
+from salespulse.runtime.ports import free_port
+from salespulse.runtime.waiting import wait_until
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -32,15 +29,14 @@ ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "web"
 
 
-@dataclass
-class UiProcess:
+class UiProcess(ChildProcess):
     """One `salespulse ui` reading the views through ``clickhouse_url``."""
 
-    clickhouse_url: str
-    log_path: Path
-    extra_env: dict[str, str] = field(default_factory=dict)
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
+    def __init__(self, clickhouse_url: str, log_path: Path, extra_env: dict[str, str] | None = None) -> None:
+        super().__init__("ui", ["ui"], {}, log_path, own_session=False)
+        self.clickhouse_url = clickhouse_url
+        self.extra_env = dict(extra_env or {})
+        self.port = free_port()
 
     @property
     def base_path(self) -> str:
@@ -50,43 +46,28 @@ class UiProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}{self.base_path}/"
 
-    def start(self) -> "UiProcess":
-        env = {key: value for key, value in os.environ.items() if not key.startswith("SALESPULSE_")}
-        env.update(
-            {
-                "SALESPULSE_UI_PORT": str(self.port),
-                "SALESPULSE_UI_CLICKHOUSE_URL": self.clickhouse_url,
-                "SALESPULSE_UI_REFRESH_SECONDS": "2",
-                **self.extra_env,
-            }
-        )
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "salespulse", "ui"], env=env, stdout=log, stderr=subprocess.STDOUT
-            )
+    def start(self) -> Self:
+        self.env = {
+            **environment_without_settings(),
+            "SALESPULSE_UI_PORT": str(self.port),
+            "SALESPULSE_UI_CLICKHOUSE_URL": self.clickhouse_url,
+            "SALESPULSE_UI_REFRESH_SECONDS": "2",
+            **self.extra_env,
+        }
+        super().start()
         wait_until(self._serving, 60, f"the page on port {self.port} (log: {self.log_path})")
         return self
 
     def _serving(self) -> bool:
-        if self.process is not None and self.process.poll() is not None:
-            raise AssertionError(
-                f"`salespulse ui` exited with {self.process.returncode}:\n{self.log_path.read_text()}"
-            )
+        self.require_running()
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{self.base_path}/health", timeout=2):
                 return True
         except urllib.error.HTTPError:
             return True  # listening (ClickHouse may still be starting)
 
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+    def stop(self, timeout: float = 20.0) -> int | None:
+        return super().stop(timeout)
 
     def get(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], Any]:
         """GET a path below the page (``api/v1/kpis?...``): (status, headers, JSON body or text)."""

@@ -7,16 +7,17 @@ reads the worker's read-only query endpoint over HTTP, as in `salespulse up`.
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from salespulse.streams.broker import EmbeddedBroker
-from salespulse.streams.publish import message_key
-from tests.management_scenario import ManagementScenario, build_management_scenario
+from salespulse.embedded.broker import EmbeddedBroker
+from salespulse.kafka.producer import message_key
+from salespulse.runtime.waiting import wait_until
+from salespulse.runtime.worker_process import WorkerProcess
+from tests.oracle.management_scenario import build_management_scenario
 from tests.support.pipeline import publish_events, publish_org, scenario_env, wait_consumed
-from tests.support.processes import Publisher, WorkerProcess, wait_until
+from tests.support.processes import Publisher, spawn_worker
 from tests.support.web import UiProcess
 
 from .expectations import PageModel
@@ -53,14 +54,9 @@ class ScenarioWorker:
 
 
 @pytest.fixture(scope="package")
-def scenario() -> ManagementScenario:
-    return SCENARIO
-
-
-@pytest.fixture(scope="package")
 def fed_worker(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScenarioWorker]:
     data_dir = tmp_path_factory.mktemp("web-worker")
-    worker = WorkerProcess(
+    worker = spawn_worker(
         broker=broker.bootstrap,
         data_dir=data_dir,
         topic_prefix="web.",
@@ -75,7 +71,7 @@ def fed_worker(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory)
     worker.start()
     publisher = Publisher(broker.bootstrap, worker.topic_prefix)
     try:
-        worker.wait_healthy()
+        worker.wait_ready()
         total = publish_org(publisher, SCENARIO.org)
         total += publisher.send_all(("customers", c, message_key("customers", c)) for c in SCENARIO.customers)
         targets = SCENARIO.targets + SCENARIO.quarter_targets
@@ -124,6 +120,3 @@ def page(make_ui: Callable[..., UiProcess]) -> UiProcess:
     """The page as `up` runs it: no access control, no prefix."""
     return make_ui()
 
-
-def log_of(path: Path) -> str:
-    return path.read_text(errors="replace") if path.exists() else "(no log)"

@@ -14,15 +14,15 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from tests.management_scenario import (
+from tests.oracle.management_scenario import (
     NOW,
     ManagementScenario,
     expected_attainment,
     expected_followups,
     expected_leaderboard,
 )
-from tests.reference_model import DEALS_CURRENT_COLUMNS, KPI_COLUMNS, KPI_INDEX, expected_views
-from tests.stall_model import StalledDeal, stalled_deals
+from tests.oracle.reference_model import DEALS_CURRENT_COLUMNS, KPI_COLUMNS, KPI_INDEX, expected_views
+from tests.oracle.stall_model import StalledDeal, stalled_deals
 
 DASH = "—"
 OPEN_STAGES = ("prospecting", "qualified", "proposal", "negotiation")
@@ -139,22 +139,30 @@ class PageModel:
         self.scenario = scenario
         self.timezone = base.timezone
         self.views = expected_views(
-            scenario.org, events, timezone=base.timezone, reporting_currency=base.reporting_currency,
+            scenario.org,
+            events,
+            timezone=base.timezone,
+            reporting_currency=base.reporting_currency,
             currency_rates=base.currency_rates,
-        )  # fmt: skip
+        )
         self.kpi_rows = self.views["kpi_daily"]
         self.deals = [
             dict(zip(DEALS_CURRENT_COLUMNS, row, strict=True)) for row in self.views["deals_current"]
         ]
         self.latest_day = max(row[0] for row in self.kpi_rows if row[1] == "company")
         self._stalled = stalled_deals(
-            scenario.org, events, NOW, timezone=base.timezone, reporting_currency=base.reporting_currency,
+            scenario.org,
+            events,
+            NOW,
+            timezone=base.timezone,
+            reporting_currency=base.reporting_currency,
             currency_rates=base.currency_rates,
-        )  # fmt: skip
+        )
         self._followups = expected_followups(replace(scenario, events=events))
         self._leaderboard = expected_leaderboard(self.kpi_rows)
-        self._attainment = expected_attainment(scenario, self.kpi_rows, self.views["deals_current"],
-                                               DEALS_CURRENT_COLUMNS)  # fmt: skip
+        self._attainment = expected_attainment(
+            scenario, self.kpi_rows, self.views["deals_current"], DEALS_CURRENT_COLUMNS
+        )
 
     # KPIs ------------------------------------------------------------------------------------
 
@@ -216,10 +224,21 @@ class PageModel:
         for member in self.children(level, entity):
             assert child is not None
             values = self.card_values(child, member, span)
-            rows.append((values["won_amount"], member, (
-                member, amount(values["won_amount"]), count(values["deals_won"]), percent(values["win_rate"]),
-                count(values["visits"]), count(values["calls"]), count(values["new_customers"]),
-            )))  # fmt: skip
+            rows.append(
+                (
+                    values["won_amount"],
+                    member,
+                    (
+                        member,
+                        amount(values["won_amount"]),
+                        count(values["deals_won"]),
+                        percent(values["win_rate"]),
+                        count(values["visits"]),
+                        count(values["calls"]),
+                        count(values["new_customers"]),
+                    ),
+                )
+            )
         rows.sort(key=lambda row: (-row[0], row[1]))
         return [row[2] for row in rows]
 

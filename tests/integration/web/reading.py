@@ -6,7 +6,7 @@ from typing import Any
 
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from tests.support.processes import wait_until
+from salespulse.runtime.waiting import wait_until
 
 
 def open_view(driver: WebDriver, url: str, view: str, timeout: float = 30) -> None:
@@ -21,7 +21,7 @@ def wait_drawn(driver: WebDriver, view: str, timeout: float = 30) -> None:
 
     try:
         wait_until(drawn, timeout, f"the page to draw {view!r}", interval=0.1)
-    except AssertionError:
+    except TimeoutError:
         shown = driver.execute_script(
             "return [document.body.dataset.view, location.search, document.getElementById('banner').innerText]"
         )

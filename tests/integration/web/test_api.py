@@ -15,13 +15,11 @@ from typing import Any
 
 import pytest
 
-from salespulse.streams.broker import free_port
+from salespulse.runtime.ports import free_port
 from tests.support.web import UiProcess
 
 from .conftest import ScenarioWorker
 from .expectations import Span, month_span, naive_utc, previous_span
-
-pytestmark = pytest.mark.integration
 
 MARCH = month_span(2026, 3)
 RANGE = Span(date(2026, 2, 10), date(2026, 3, 5))
@@ -140,14 +138,34 @@ def test_stalled_deals_and_followups_are_exactly_the_model_rows(
     want = model.stalled()
     assert stalled["total"] == len(want) > 10
     assert [
-        (r["deal_id"], r["rep_id"], r["team_id"], r["region_id"], r["stage"], Decimal(r["amount"]), tuple(r["reasons"]),
-         r["severity"], r["stalled_since"], r["idle_days"])
+        (
+            r["deal_id"],
+            r["rep_id"],
+            r["team_id"],
+            r["region_id"],
+            r["stage"],
+            Decimal(r["amount"]),
+            tuple(r["reasons"]),
+            r["severity"],
+            r["stalled_since"],
+            r["idle_days"],
+        )
         for r in stalled["rows"]
     ] == [
-        (d.deal_id, d.rep_id, d.team_id, d.region_id, d.stage, d.amount, d.reasons, d.severity,
-         naive_utc(d.stalled_since).isoformat() + "Z", d.idle_days)
+        (
+            d.deal_id,
+            d.rep_id,
+            d.team_id,
+            d.region_id,
+            d.stage,
+            d.amount,
+            d.reasons,
+            d.severity,
+            naive_utc(d.stalled_since).isoformat() + "Z",
+            d.idle_days,
+        )
         for d in want
-    ]  # fmt: skip
+    ]
     status, _, limited = page.get("api/v1/stalled?level=team&entity=team-beijing&limit=2")
     assert status == 200 and limited["total"] == len(model.stalled("team", "team-beijing"))
     assert [r["deal_id"] for r in limited["rows"]] == [

@@ -17,14 +17,12 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import Select
 
-from tests.support.processes import wait_until
+from salespulse.runtime.waiting import wait_until
 from tests.support.web import UiProcess, chromium, console_problems, screenshot
 
 from . import reading
 from .conftest import ScenarioWorker
 from .expectations import PageModel, Span, amount, count, month_span, percent, previous_span, shanghai_minutes
-
-pytestmark = pytest.mark.integration
 
 STATIC = Path(__file__).resolve().parents[3] / "salespulse" / "web" / "static"
 EN = json.loads((STATIC / "i18n" / "en.json").read_text(encoding="utf-8"))
@@ -132,8 +130,11 @@ def test_funnel_pipeline_targets_and_leaderboards_show_the_model(
                 (str(rank), entity, shown(value))
                 for rank, entity, value in model.leaderboard(level, metric, MARCH.first)
             ]
-            wait_until(lambda board=board, want=want: reading.leaderboard(driver, board) == want, 15,
-                       f"{board} by {metric}: {want}")  # fmt: skip
+            wait_until(
+                lambda board=board, want=want: reading.leaderboard(driver, board) == want,
+                15,
+                f"{board} by {metric}: {want}",
+            )
     assert reading.text(driver, "#board-reps h3") == EN["leaderboard.reps.month"]
 
 
@@ -207,8 +208,11 @@ def test_the_stalled_deal_and_followup_tables_list_exactly_the_model_rows(
     assert reading.text(driver, "#stalled .count") == f"{len(warned)} of {len(stalled)}"
     # The live refresh keeps sorting and filtering.
     refreshes = driver.execute_script("return Number(document.body.dataset.refreshes)")
-    wait_until(lambda: driver.execute_script("return Number(document.body.dataset.refreshes)") > refreshes, 15,
-               "a live refresh")  # fmt: skip
+    wait_until(
+        lambda: driver.execute_script("return Number(document.body.dataset.refreshes)") > refreshes,
+        15,
+        "a live refresh",
+    )
     assert reading.table_keyed(driver, "#stalled") == stalled_texts(warned, zone)
 
     Select(driver.find_element(By.CSS_SELECTOR, "#followups select")).select_by_value("due")
@@ -236,8 +240,11 @@ def test_choosing_rows_drills_down_and_a_shared_url_reopens_the_same_view(
         reading.wait_drawn(driver, view_of("period=2026-03", level, entity))
         assert_cards(driver, model, level, entity, MARCH, month_span(2026, 2))
     assert reading.crumbs(driver) == [
-        ("company", "Company"), ("region", "north"), ("team", "team-beijing"), ("rep", "rep-01"),
-    ]  # fmt: skip
+        ("company", "Company"),
+        ("region", "north"),
+        ("team", "team-beijing"),
+        ("rep", "rep-01"),
+    ]
     driver.back()  # the browser's history follows the drill-down
     reading.wait_drawn(driver, view_of("period=2026-03", "team", "team-beijing"))
     driver.find_element(By.CSS_SELECTOR, "#crumbs a[data-level=company]").click()
@@ -413,13 +420,23 @@ def test_the_page_refreshes_itself_without_reloading(
     reading.open_view(driver, f"{page.url}?period=2026-03&lang=en", "period=2026-03")
     driver.execute_script("window.__stillTheSamePage = true")
     first = driver.find_element(By.ID, "last-updated").get_attribute("data-at")
-    visit = {"event_type": "visit", "event_id": "web-live-1", "occurred_at": "2026-03-16T11:00:00+08:00",
-             "rep_id": "rep-08", "customer_id": "cust-live-1", "duration_minutes": 20, "outcome": "completed"}  # fmt: skip
+    visit = {
+        "event_type": "visit",
+        "event_id": "web-live-1",
+        "occurred_at": "2026-03-16T11:00:00+08:00",
+        "rep_id": "rep-08",
+        "customer_id": "cust-live-1",
+        "duration_minutes": 20,
+        "outcome": "completed",
+    }
     fed_worker.publish([visit])
     want = fed_worker.model.card_texts("company", "all", MARCH)
     assert want["visits"] != reading.cards(driver)["visits"]["value"]
-    wait_until(lambda: {k: c["value"] for k, c in reading.cards(driver).items()} == want, 30,
-               f"the cards to show {want['visits']} visits")  # fmt: skip
+    wait_until(
+        lambda: {k: c["value"] for k, c in reading.cards(driver).items()} == want,
+        30,
+        f"the cards to show {want['visits']} visits",
+    )
     assert driver.execute_script("return window.__stillTheSamePage") is True  # no reload
     assert driver.find_element(By.ID, "last-updated").get_attribute("data-at") != first
     assert reading.text(driver, "#last-updated").startswith("Last updated ")

@@ -11,7 +11,7 @@ import pytest
 from salespulse.web.kpis import derived, empty_sums
 from salespulse.web.params import ParamError, Period, parse_period, parse_scope, read_query
 
-STATIC = Path(__file__).resolve().parents[2] / "salespulse" / "web" / "static"
+STATIC = Path(__file__).resolve().parents[3] / "salespulse" / "web" / "static"
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from tests.reference_model import OPEN_STAGES, DealState, OrgHistory, _Converter, accept, build_deals
+from tests.oracle.reference_model import OPEN_STAGES, DealState, OrgHistory, _Converter, accept, build_deals
 
 IDLE_DAYS = {"prospecting": 14, "qualified": 10, "proposal": 7, "negotiation": 5}
 STAGE_DAYS = {"prospecting": 30, "qualified": 21, "proposal": 14, "negotiation": 14}
