@@ -353,6 +353,12 @@ class Settings(BaseSettings):
             )
         return url
 
+    @property
+    def ui_url(self) -> str:
+        """Where a browser on this machine opens the manager page."""
+        host = "127.0.0.1" if self.ui_host in ("0.0.0.0", "::", "") else self.ui_host
+        return f"http://{host}:{self.ui_port}{self.ui_base_path}/"
+
     # --- end of the manager page's settings -----------------------------------------------------
 
     clickhouse_timeout_seconds: float = Field(

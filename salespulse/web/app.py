@@ -362,11 +362,6 @@ def create_app(settings: Settings, store: Store | None = None) -> web.Applicatio
     return root
 
 
-def page_url(settings: Settings) -> str:
-    host = "127.0.0.1" if settings.ui_host in ("0.0.0.0", "::") else settings.ui_host
-    return f"http://{host}:{settings.ui_port}{settings.ui_base_path}/"
-
-
 def _configure_logging(settings: Settings) -> None:
     handler = logging.StreamHandler(sys.stdout)
     if settings.log_format == "json":
@@ -387,5 +382,5 @@ def run_ui(settings: Settings) -> None:
     """Serve the page until SIGINT or SIGTERM."""
     _configure_logging(settings)
     app = create_app(settings)
-    log.info("manager page on %s, reading %s", page_url(settings), redacted(Store(settings).url))
+    log.info("manager page on %s, reading %s", settings.ui_url, redacted(Store(settings).url))
     web.run_app(app, host=settings.ui_host, port=settings.ui_port, print=None, access_log=None)
