@@ -310,6 +310,12 @@ class Settings(BaseSettings):
     )
     ui_refresh_seconds: float = Field(default=5.0, ge=1, le=3600, description="How often the page refreshes.")
 
+    @field_validator("ui_token", "ui_basic_auth", "ui_clickhouse_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        # docker-compose passes `VAR: ${VAR:-}` as an empty string when the operator set nothing.
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("ui_base_path")
     @classmethod
     def _base_path_is_a_clean_prefix(cls, path: str) -> str:
