@@ -119,4 +119,3 @@ def make_ui(
 def page(make_ui: Callable[..., UiProcess]) -> UiProcess:
     """The page as `up` runs it: no access control, no prefix."""
     return make_ui()
-
