@@ -61,8 +61,8 @@ USER salespulse:salespulse
 WORKDIR /var/lib/salespulse
 VOLUME ["/var/lib/salespulse"]
 
-# /metrics, /health and /ready.
-EXPOSE 6066
+# /metrics, /health and /ready; 8080 is the manager page when the image runs `salespulse ui`.
+EXPOSE 6066 8080
 
 # No curl in a slim image: Python's urllib fails (exit 1) on a refused connection or a non-2xx.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \

@@ -10,6 +10,7 @@ webhook targets (:class:`WebhookTarget`). This module sits at the bottom of the 
 imports only the contract (``salespulse.schemas``).
 """
 
+import re
 import tomllib
 import urllib.parse
 from collections.abc import Iterable
@@ -27,6 +28,9 @@ from salespulse.schemas.alerts import AlertState, Severity, StallAlert
 from salespulse.schemas.events import OPEN_STAGES
 
 ENV_PREFIX = "SALESPULSE_"
+# Never echoed in error messages.
+SECRET_FIELDS = frozenset({"ui_token", "ui_basic_auth", "ui_clickhouse_url"})
+_PATH_SEGMENT = re.compile(r"[A-Za-z0-9._~-]+")
 
 # Stall thresholds of contract §6, per open stage; the rules file and SALESPULSE_STALL_* override them.
 DEFAULT_IDLE_DAYS: dict[str, int] = {"prospecting": 14, "qualified": 10, "proposal": 7, "negotiation": 5}
@@ -282,6 +286,87 @@ class Settings(BaseSettings):
     sql_host: str = "127.0.0.1"
     sql_port: int = Field(default=8123, ge=0, le=65535, description="0 disables the query endpoint.")
 
+    # --- Manager page (`salespulse ui`, SPEC §9) ------------------------------------------------
+    ui_host: str = Field(default="127.0.0.1", description="Interface the manager page listens on.")
+    ui_port: int = Field(
+        default=8080, ge=0, le=65535, description="Port of the manager page; 0: `up` does not start it."
+    )
+    ui_base_path: str = Field(
+        default="",
+        description="Path prefix the page is served under behind a reverse proxy that keeps it, e.g. /salespulse.",
+    )
+    # Plain strings, not SecretStr: `up` hands settings to its children as environment variables.
+    ui_token: str | None = Field(
+        default=None, repr=False, description="Bearer token the page's JSON API requires (16+ characters)."
+    )
+    ui_basic_auth: str | None = Field(
+        default=None, repr=False, description="user:password for HTTP basic auth on the page and its API."
+    )
+    ui_clickhouse_url: str | None = Field(
+        default=None,
+        repr=False,
+        description="ClickHouse the page reads, with read-only credentials (http(s)://reader:password@host:port); "
+        "default: SALESPULSE_CLICKHOUSE_URL when it is a server, else the query endpoint of `up`.",
+    )
+    ui_refresh_seconds: float = Field(default=5.0, ge=1, le=3600, description="How often the page refreshes.")
+
+    @field_validator("ui_token", "ui_basic_auth", "ui_clickhouse_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        # docker-compose passes `VAR: ${VAR:-}` as an empty string when the operator set nothing.
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("ui_base_path")
+    @classmethod
+    def _base_path_is_a_clean_prefix(cls, path: str) -> str:
+        trimmed = path.strip().rstrip("/")
+        if not trimmed:
+            return ""
+        segments = trimmed.split("/")
+        if (
+            segments[0] != ""
+            or any(segment in ("", ".", "..") for segment in segments[1:])
+            or not all(_PATH_SEGMENT.fullmatch(segment) for segment in segments[1:])
+        ):
+            raise ValueError(
+                f"'{path}' is not a path prefix; write it like /salespulse (letters, digits, . _ ~ - between slashes)"
+            )
+        return trimmed
+
+    @field_validator("ui_token")
+    @classmethod
+    def _token_is_long_enough(cls, token: str | None) -> str | None:
+        if token is not None and (len(token) < 16 or token != token.strip()):
+            raise ValueError("the token must be at least 16 characters, without surrounding spaces")
+        return token
+
+    @field_validator("ui_basic_auth")
+    @classmethod
+    def _basic_auth_is_user_and_password(cls, value: str | None) -> str | None:
+        if value is not None:
+            user, sep, password = value.partition(":")
+            if not sep or not user or not password:
+                raise ValueError("write it as user:password (both non-empty)")
+        return value
+
+    @field_validator("ui_clickhouse_url")
+    @classmethod
+    def _page_reads_a_server(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise ValueError(
+                "the page reads ClickHouse over HTTP: give http(s)://user:password@host:port "
+                "(the embedded engine is reached through the worker's query endpoint)"
+            )
+        return url
+
+    @property
+    def ui_url(self) -> str:
+        """Where a browser on this machine opens the manager page."""
+        host = "127.0.0.1" if self.ui_host in ("0.0.0.0", "::", "") else self.ui_host
+        return f"http://{host}:{self.ui_port}{self.ui_base_path}/"
+
+    # --- end of the manager page's settings -----------------------------------------------------
+
     clickhouse_timeout_seconds: float = Field(
         default=30.0,
         gt=0,
@@ -452,6 +537,8 @@ def describe_settings_error(error: ValidationError) -> str:
         variable = f"{ENV_PREFIX}{field.upper()}"
         value = issue.get("input")
         shown = "" if isinstance(value, dict) and field == "settings" else f" = {value!r}"
+        if field in SECRET_FIELDS:
+            shown = " (value not shown)"
         message = issue["msg"].removeprefix("Value error, ")
         lines.append(f"  {variable}{shown}: {message}")
     return "\n".join(lines)

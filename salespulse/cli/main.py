@@ -8,7 +8,7 @@ import os
 
 import typer
 
-from salespulse.cli import bench, dlq, migrate, publish, query, run, schema, simulate, targets, topics
+from salespulse.cli import bench, dlq, migrate, publish, query, run, schema, simulate, targets, topics, ui
 
 cli = typer.Typer(
     name="salespulse",
@@ -30,6 +30,7 @@ for command in (
     bench.bench,
     query.leaderboard,
     query.followups,
+    ui.ui,
 ):
     cli.command()(command)
 cli.add_typer(schema.app, name="schema")

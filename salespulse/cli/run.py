@@ -18,6 +18,9 @@ def up(
     sql_port: Annotated[
         int, typer.Option(help="Port of the read-only ClickHouse HTTP query endpoint.")
     ] = 8123,
+    ui_port: Annotated[
+        int, typer.Option(help="Port of the manager page (the web page for sales managers); 0: none.")
+    ] = 8080,
     simulate: Annotated[bool, typer.Option("--simulate", help="Also run the CRM traffic simulator.")] = False,
     rate: Annotated[float, typer.Option(help="Simulated events per second.")] = 20.0,
     seed: Annotated[int, typer.Option(help="Seed of the simulator.")] = 42,
@@ -39,6 +42,7 @@ def up(
         broker=f"127.0.0.1:{broker_port}",
         web_port=web_port,
         sql_port=sql_port,
+        ui_port=ui_port,
         clock=clock.value if clock else None,
         clickhouse_url=None,
     )

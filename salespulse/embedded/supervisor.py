@@ -6,10 +6,12 @@ The supervisor starts three kinds of processes and watches them:
   broker and its messages alone;
 - the worker (``salespulse worker``) with the embedded ClickHouse under the data directory,
   restarted with back-off whenever it dies;
+- the manager page (``salespulse ui``, on ``ui_port``; 0 leaves it out), which reads the
+  worker's query endpoint over HTTP and is restarted if it exits;
 - optionally the simulator.
 
-Ctrl-C or SIGTERM stops them in the safe order: simulator, then worker (which writes what it
-has accepted before it exits), then broker.
+Ctrl-C or SIGTERM stops them in the safe order: simulator and page, then worker (which writes
+what it has accepted before it exits), then broker.
 """
 
 import asyncio
@@ -64,8 +66,18 @@ def run_up(settings: Settings, options: EmbeddedOptions, console: Console | None
         require_free_port(settings.web_host, settings.web_port, "metrics and health endpoint", "--web-port")
         if settings.sql_port:
             require_free_port(settings.sql_host, settings.sql_port, "ClickHouse query endpoint", "--sql-port")
+        if settings.ui_port:
+            require_free_port(settings.ui_host, settings.ui_port, "manager page", "--ui-port")
     except PortTaken as taken:
         console.print(f"[bold red]error:[/] {taken}", highlight=False, soft_wrap=True)
+        return 2
+
+    if settings.ui_port and not settings.sql_port and not settings.ui_clickhouse_url:
+        console.print(
+            "[bold red]error:[/] the manager page reads the query endpoint: give --sql-port, or --ui-port 0",
+            highlight=False,
+            soft_wrap=True,
+        )
         return 2
 
     data_dir = settings.data_dir.resolve()
@@ -80,6 +92,7 @@ def run_up(settings: Settings, options: EmbeddedOptions, console: Console | None
         env,
         logs / "simulator.log",
     )
+    page = ChildProcess("ui", ["ui"], env, logs / "ui.log")
     health_url = f"http://{settings.web_host}:{settings.web_port}/health"
 
     def on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -93,18 +106,21 @@ def run_up(settings: Settings, options: EmbeddedOptions, console: Console | None
         with console.status("starting the worker and the embedded ClickHouse..."):
             worker.start()
             _wait_healthy(worker, health_url)
+        if settings.ui_port:
+            page.start()
         _print_where(console, settings, data_dir, logs, options)
         if options.simulate:
             simulator.start()
-        _supervise(console, settings, options, broker, worker, simulator, health_url)
+        _supervise(console, settings, options, broker, worker, simulator, page, health_url)
     except (KeyboardInterrupt, _Stop):
-        console.print("stopping: simulator, then worker (writing what it accepted), then broker...")
+        console.print("stopping: simulator and page, then worker (writing what it accepted), then broker...")
     except WorkerFailed as failure:
         console.print(f"[bold red]error:[/] {failure}", highlight=False)
         return 1
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the flush short
         simulator.stop(10)
+        page.stop(10)
         worker.stop(WORKER_STOP_TIMEOUT)
         broker.stop()
         signal.signal(signal.SIGTERM, previous)
@@ -149,6 +165,8 @@ def _print_where(
     console.print(
         f"  ClickHouse (read-only HTTP endpoint)     {sql}   database {settings.clickhouse_database}"
     )
+    if settings.ui_port:
+        console.print(f"  manager page                              {settings.ui_url}")
     console.print(f"  metrics / health                          {web}/metrics   {web}/health")
     console.print(f"  data                                      {data_dir}")
     console.print(f"  logs                                      {logs}")
@@ -170,9 +188,10 @@ def _supervise(
     broker: EmbeddedBroker,
     worker: ChildProcess,
     simulator: ChildProcess,
+    page: ChildProcess,
     health_url: str,
 ) -> None:
-    """Watch the children until interrupted; restart the worker when it dies."""
+    """Watch the children until interrupted; restart the worker, the page or the simulator when it dies."""
     from salespulse.embedded.dashboard import Dashboard
 
     dashboard = Dashboard(settings, console) if options.dashboard else None
@@ -202,6 +221,12 @@ def _supervise(
                 )
                 simulator.stop(1)
                 simulator.start()
+            if settings.ui_port and page.exit_code() is not None:
+                console.print(
+                    f"[yellow]the manager page exited with code {page.exit_code()}; see {page.log_path}[/]"
+                )
+                page.stop(1)
+                page.start()
             if dashboard is not None:
                 dashboard.refresh()
             time.sleep(1.0)

@@ -4,13 +4,17 @@ import signal
 import socket
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import clickhouse_connect
+import orjson
 import pytest
 
 from salespulse.runtime.ports import free_port
+from salespulse.runtime.waiting import wait_until
 from tests.oracle.scenario import build_scenario
 from tests.support.pipeline import (
     actual_views,
@@ -32,6 +36,8 @@ class Up:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
         self.broker_port, self.web_port, self.sql_port = free_port(), free_port(), free_port()
+        self.ui_port = free_port()
+        self.log_path = data_dir.parent / f"up-{data_dir.name}.log"
         self.process: subprocess.Popen[bytes] | None = None
         # The view helpers only need the ports and topic prefix of the worker `up` runs.
         self.worker = spawn_worker(
@@ -53,7 +59,7 @@ class Up:
             "SALESPULSE_DATA_DIR",
         ):
             env.pop(name)  # `up` takes these from its flags
-        log = (self.data_dir.parent / f"up-{self.data_dir.name}.log").open("ab")
+        log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -68,6 +74,8 @@ class Up:
                 str(self.web_port),
                 "--sql-port",
                 str(self.sql_port),
+                "--ui-port",
+                str(self.ui_port),
                 "--no-dashboard",
             ],
             env=env,
@@ -154,7 +162,28 @@ def test_the_query_endpoint_serves_clickhouse_clients_and_refuses_writes(up: Up)
             client.command(statement)
     assert client.query("SELECT count() FROM events").result_rows[0][0] == events_before
     assert client.query("EXISTS TABLE salespulse.extra").result_rows[0][0] == 0
+
+    # The manager page: its URL printed with the others, its API reading the same views.
+    page = f"http://127.0.0.1:{up.ui_port}/"
+    wait_until(
+        lambda: "manager page" in up.log_path.read_text() and page in up.log_path.read_text(),
+        30,
+        "the page's URL in the output of `up`",
+    )
+    kpis = wait_until(
+        lambda: _get_json(f"{page}api/v1/kpis?from=2026-01-01&to=2026-04-30"), 30, "the page's API"
+    )
+    assert kpis["current"]["sums"]["visits"] == visits
+    assert "static/js/app.js" in urllib.request.urlopen(page, timeout=10).read().decode()
     assert up.sigterm() == 0
+    # The page stopped with everything else.
+    with pytest.raises(OSError):
+        urllib.request.urlopen(page, timeout=5)
+
+
+def _get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return orjson.loads(response.read())
 
 
 def test_a_taken_port_is_refused_with_a_clear_message(tmp_path: Path) -> None:
