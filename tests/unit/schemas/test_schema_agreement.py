@@ -3,7 +3,7 @@
 CRM integrators check their messages against the files ``salespulse schema export`` writes, with a
 JSON Schema validator and its format checker. Here every message is judged three ways:
 
-- by the decoder (``salespulse.streams.decoding``), as the pipeline judges it;
+- by the decoder (``salespulse.schemas.decoding``), as the pipeline judges it;
 - by the exported schema of its type, validated with jsonschema and its format checker, after the
   bytes are read by a strict JSON parser (RFC 8259: UTF-8 without a byte order mark, no NaN or
   Infinity, no lone surrogates), as an integrator would;
@@ -27,7 +27,7 @@ Two tests, for every event type and every reference record type:
   keys, lone surrogates, a size around the limit).
 
 The verdicts are never predicted here (other tests do that): only their agreement is checked. The
-edges are written from the contract (SPEC §3, RFC 3339, docs/semantics.md), not from the grammars in
+edges are written from the contract (contract §3, RFC 3339, docs/semantics.md), not from the grammars in
 salespulse/schemas/fields.py. The figures (inputs tried, accepted, rejected, per type and per field)
 are printed when the module finishes.
 """
@@ -47,11 +47,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
+from salespulse.config import Settings
+from salespulse.schemas.decoding import Decoder, Rejection
 from salespulse.schemas.events import ACTIVITY_MODELS
 from salespulse.schemas.export import export_json_schemas
 from salespulse.schemas.reference import REFERENCE_MODELS
-from salespulse.streams.decoding import Decoder, Rejection
-from salespulse.streams.settings import Settings
 
 SETTINGS = Settings(currency_rates="EUR=1.08,CNY=0.14")  # type: ignore[arg-type]
 DECODER = Decoder(SETTINGS)
@@ -558,7 +558,7 @@ def encode(body: dict[str, Any]) -> bytes:
 
 @pytest.mark.parametrize("type_name", TYPES)
 def test_the_schema_requires_the_contracts_fields(schemas: dict[str, Validators], type_name: str) -> None:
-    # The tables above name every field and whether SPEC §3 requires it; the schema must agree
+    # The tables above name every field and whether contract §3 requires it; the schema must agree
     # (the sweep then shows the decoder does: a required field left out is refused by both).
     schema = schemas[type_name][0].schema
     assert set(schema["properties"]) == set(FIELDS[type_name])
