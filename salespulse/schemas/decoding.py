@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from pydantic import ValidationError
+from pydantic_core import from_json
 
 from salespulse.schemas.events import ACTIVITY_MODELS, ActivityEvent, Deal
 from salespulse.schemas.reference import REFERENCE_MODELS, ReferenceRecord
@@ -60,6 +61,9 @@ class Decoder:
             event = ACTIVITY_MODELS[event_type].model_validate_json(value)
         except ValidationError as error:
             return _rejection_from(error, value)
+        not_json = _non_json_literal(value)
+        if not_json is not None:
+            return not_json
         if isinstance(event, Deal):
             currency = event.currency or self._settings.reporting_currency
             if self._settings.rate_for(currency) is None:
@@ -80,9 +84,10 @@ class Decoder:
         if early is not None:
             return early
         try:
-            return REFERENCE_MODELS[record_type].model_validate_json(value)
+            record = REFERENCE_MODELS[record_type].model_validate_json(value)
         except ValidationError as error:
             return _rejection_from(error, value)
+        return _non_json_literal(value) or record
 
     def _check_size(self, value: bytes | None) -> Rejection | None:
         if value is None or len(value) == 0:
@@ -111,6 +116,25 @@ class Decoder:
         return Tombstone(record_type, text)
 
 
+def _non_json_literal(raw: bytes) -> Rejection | None:
+    """NaN and Infinity, which the models' parser reads but JSON (RFC 8259) does not have.
+
+    In a known field the field refuses them; in an unknown field they would pass here and fail
+    every strict JSON parser downstream, so the message is refused. The search is cheap and the
+    second, strict parse only runs for the rare message that contains one of the two words.
+    """
+    if b"NaN" not in raw and b"Infinity" not in raw:
+        return None
+    try:
+        from_json(raw, allow_inf_nan=False)
+    except ValueError as error:
+        return Rejection(
+            "invalid_json",
+            f"the message is not valid JSON: {error}; NaN and Infinity are not JSON values (send null, or leave the field out)",
+        )
+    return None
+
+
 def _rejection_from(error: ValidationError, raw: bytes) -> Rejection:
     issues = error.errors(include_url=False)
     first = issues[0]
@@ -120,6 +144,12 @@ def _rejection_from(error: ValidationError, raw: bytes) -> Rejection:
             raw.decode("utf-8")
         except UnicodeDecodeError as bad:
             return Rejection("not_utf8", f"the message is not UTF-8 text: {bad.reason} at byte {bad.start}")
+        if raw.startswith(b"\xef\xbb\xbf"):
+            return Rejection(
+                "invalid_json",
+                "the message starts with a byte order mark (bytes EF BB BF), which JSON sent over a network "
+                "must not have: send the UTF-8 text without it",
+            )
         return Rejection(
             "invalid_json", f"the message is not valid JSON: {first['msg'].removeprefix('Invalid JSON: ')}"
         )

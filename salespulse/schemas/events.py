@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from salespulse.schemas.fields import (
+    WHOLE_NUMBER,
     Amount,
     CalendarDate,
     CurrencyCode,
@@ -42,7 +43,7 @@ class ActivityEvent(BaseModel):
     customer_id: Identifier
     deal_id: Identifier | None = Field(default=None, description="Links the activity to an opportunity.")
     source: ShortText | None = Field(default=None, description="The CRM's name.")
-    schema_version: Annotated[int, Field(ge=1, le=65535)] = 1  # stored as UInt16
+    schema_version: Annotated[int, Field(ge=1, le=65535), WHOLE_NUMBER] = 1  # stored as UInt16
     event_type: str | None = Field(
         default=None, description="Optional; when present it must name the topic's event type."
     )
@@ -63,7 +64,7 @@ class Visit(ActivityEvent):
 
     EVENT_TYPE: ClassVar[str] = "visit"
 
-    duration_minutes: Annotated[int, Field(ge=0, le=100_000)]
+    duration_minutes: Annotated[int, Field(ge=0, le=100_000), WHOLE_NUMBER]
     outcome: Literal["completed", "cancelled", "no_show"]
 
 
@@ -73,7 +74,7 @@ class Call(ActivityEvent):
     EVENT_TYPE: ClassVar[str] = "call"
 
     direction: Literal["outbound", "inbound"]
-    duration_seconds: Annotated[int, Field(ge=0, le=10_000_000)]
+    duration_seconds: Annotated[int, Field(ge=0, le=10_000_000), WHOLE_NUMBER]
     outcome: Literal["connected", "no_answer", "busy", "voicemail"]
 
 
@@ -107,7 +108,7 @@ class Feedback(ActivityEvent):
     )
 
     score_type: Literal["csat", "nps"]
-    score: Annotated[int, Field(ge=0, le=10)]
+    score: Annotated[int, Field(ge=0, le=10), WHOLE_NUMBER]
     category: Literal["praise", "complaint", "suggestion"] | None = None
     comment: LongText | None = None
 

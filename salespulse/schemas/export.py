@@ -22,7 +22,11 @@ def json_schema(model: type[BaseModel], type_name: str, *, is_event: bool) -> di
     schema["additionalProperties"] = True
     if is_event:
         event_type = schema["properties"]["event_type"]
-        schema["properties"]["event_type"] = {"const": type_name, "description": event_type["description"]}
+        # null is an absent event_type, as for every other optional field.
+        schema["properties"]["event_type"] = {
+            "enum": [type_name, None],
+            "description": event_type["description"],
+        }
     return schema
 
 

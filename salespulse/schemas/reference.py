@@ -10,7 +10,14 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from salespulse.schemas.fields import Amount, CalendarDate, Identifier, ShortText
+from salespulse.schemas.fields import (
+    WHOLE_NUMBER,
+    Amount,
+    CalendarDate,
+    Identifier,
+    ShortText,
+    schema_pattern,
+)
 
 TIER_FOLLOW_UP_DAYS: dict[str, int] = {"A": 14, "B": 30, "C": 60}
 
@@ -52,6 +59,27 @@ class TargetRecord(ReferenceRecord):
 
     RECORD_TYPE: ClassVar[str] = "targets"
     KEY_FIELDS: ClassVar[tuple[str, ...]] = ("level", "entity_id", "metric", "period", "period_start")
+    # The rule of _period_start_opens_the_period, said in the JSON Schema too.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "allOf": [
+                {
+                    "if": {"properties": {"period": {"const": "month"}}, "required": ["period"]},
+                    "then": {
+                        "properties": {"period_start": {"pattern": schema_pattern("[0-9]{4}-[0-9]{2}-01")}}
+                    },
+                },
+                {
+                    "if": {"properties": {"period": {"const": "quarter"}}, "required": ["period"]},
+                    "then": {
+                        "properties": {
+                            "period_start": {"pattern": schema_pattern("[0-9]{4}-(?:01|04|07|10)-01")}
+                        }
+                    },
+                },
+            ]
+        }
+    )
 
     level: Literal["rep", "team", "region", "company"]
     entity_id: Identifier
@@ -77,7 +105,7 @@ class CustomerRecord(ReferenceRecord):
 
     customer_id: Identifier
     tier: Literal["A", "B", "C"]
-    follow_up_days: Annotated[int, Field(ge=1, le=3650)] | None = Field(
+    follow_up_days: Annotated[int, Field(ge=1, le=3650), WHOLE_NUMBER] | None = Field(
         default=None, description="Overrides the tier default (A 14, B 30, C 60 days)."
     )
 

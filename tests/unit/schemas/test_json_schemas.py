@@ -14,6 +14,8 @@ import orjson
 import pytest
 from jsonschema import Draft202012Validator
 
+from salespulse.config import Settings
+from salespulse.schemas.decoding import Decoder, Rejection
 from salespulse.schemas.export import export_json_schemas
 from tests.oracle.scenario import build_malformed, build_scenario
 
@@ -62,3 +64,43 @@ def test_every_malformed_message_fails_its_schema(validators: dict[str, Draft202
         if not schema_errors(validators[message.topic_type], message.value):
             passed.append((message.kind, message.label))
     assert not passed, passed
+
+
+# Issue 17, point 3: inputs the decoder accepted although the exported schema rejects them.
+ISSUE_17_TABLE = [  # field, value, what the rejection must say
+    ("amount", "1_000", 'without digit separators (write "1000"'),
+    ("amount", "1e3", 'without an exponent (write "1000"'),
+    ("amount", "+1000", 'without a sign (write "1000"'),
+    ("amount", " 1000 ", "without white space around it"),
+    ("amount", "1000.", "needs a digit after the point"),
+    ("amount", ".5", "needs a digit before the point"),
+    ("amount", "١٢٣", "with the digits 0-9"),
+    ("occurred_at", "2026-03-02_09:30:00Z", "must separate the date and the time with 'T' (got '_')"),
+    ("occurred_at", "2026-03-02 09:30:00+08:00", "must separate the date and the time with 'T' (got ' ')"),
+    ("occurred_at", "2026-03-02T09:30+08:00", "must include the seconds"),
+]
+VALID_DEAL = {
+    "event_id": "d-17",
+    "occurred_at": "2026-03-02T09:30:00Z",
+    "rep_id": "rep-1",
+    "customer_id": "cust-1",
+    "deal_id": "deal-1",
+    "stage": "won",
+    "amount": "1000",
+}
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "says"), ISSUE_17_TABLE, ids=[repr(v) for _, v, _ in ISSUE_17_TABLE]
+)
+def test_the_decoder_rejects_what_the_schema_rejects(
+    validators: dict[str, Draft202012Validator], field: str, value: str, says: str
+) -> None:
+    raw = orjson.dumps({**VALID_DEAL, field: value})
+    assert not schema_errors(validators["deal"], orjson.dumps(VALID_DEAL))
+    assert schema_errors(validators["deal"], raw), "the exported schema accepts it"
+    result = Decoder(Settings()).decode_event("deal", raw)
+    assert isinstance(result, Rejection), f"the decoder accepts {value!r} as {getattr(result, field)!r}"
+    assert result.reason == "invalid_value"
+    assert result.message.startswith(f"field '{field}': ")
+    assert says in result.message, result.message
