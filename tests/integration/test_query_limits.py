@@ -14,7 +14,7 @@ import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError
 
 from salespulse.runtime.worker_process import WorkerProcess
-from tests.support.freshness import FRESHNESS_BOUND_SECONDS, FreshnessProbe
+from tests.support.freshness import FRESHNESS_BOUND_SECONDS, FreshnessProbe, percentile
 from tests.support.processes import Publisher
 
 HUNGRY = "SELECT length(groupArray(number)) FROM numbers(100000000)"  # ~1 GiB of arrays
@@ -62,9 +62,10 @@ def test_a_memory_hungry_query_fails_cleanly_while_ingest_stays_fresh(
 
     assert outcomes and set(outcomes) == {"241"}, outcomes[:5]
     assert worker.running()
-    assert max(probe.latencies) <= FRESHNESS_BOUND_SECONDS, probe.latencies
+    assert max(probe.latencies) <= FRESHNESS_BOUND_SECONDS, sorted(probe.latencies)
     with capsys.disabled():
         print(
             f"\n  memory-hungry queries: {len(outcomes)} refused (241); "
-            f"{len(probe.latencies)} probes, freshness max {max(probe.latencies):.2f}s"
+            f"{len(probe.latencies)} probes, freshness p95 {percentile(probe.latencies, 95):.2f}s "
+            f"max {max(probe.latencies):.2f}s"
         )

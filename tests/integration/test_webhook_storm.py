@@ -21,7 +21,7 @@ import pytest
 from salespulse.runtime.ports import free_port
 from salespulse.runtime.waiting import wait_until
 from salespulse.runtime.worker_process import WorkerProcess
-from tests.support.freshness import FRESHNESS_BOUND_SECONDS, FreshnessProbe
+from tests.support.freshness import FRESHNESS_BOUND_SECONDS, FreshnessProbe, percentile
 from tests.support.processes import Publisher
 
 TRANSITIONS = 1000
@@ -132,9 +132,9 @@ def test_a_thousand_transitions_are_delivered_while_ingest_stays_fresh(
     assert logged == [(kind, TRANSITIONS, TRANSITIONS) for kind in sorted(KINDS)]
     # Ingest stayed fresh throughout.
     assert len(during) >= 1
-    assert max(during) <= FRESHNESS_BOUND_SECONDS, during
     with capsys.disabled():
         print(
             f"\n  webhook storm: {expected} deliveries in {delivered_in:.1f}s; {len(during)} probes during it, "
-            f"freshness max {max(during):.2f}s"
+            f"freshness p50 {percentile(during, 50):.2f}s p95 {percentile(during, 95):.2f}s max {max(during):.2f}s"
         )
+    assert max(during) <= FRESHNESS_BOUND_SECONDS, sorted(during)

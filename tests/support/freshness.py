@@ -5,6 +5,7 @@ freshness while something else happens in the worker. A probe is a handful of ne
 published at once; it is fresh when ``kpi_daily`` (company level) counts all of them.
 """
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -76,5 +77,12 @@ class FreshnessProbe:
         return latency
 
 
-# Contract §8 asks 2 s at p95 in live mode; the CI machine is loaded, so each probe gets 5 s.
-FRESHNESS_BOUND_SECONDS = 5.0
+# Contract §8: in live mode an accepted event shows in the views within 2 s (p95). The load tests
+# hold every probe to it: on an idle pipeline a probe takes about half a second.
+FRESHNESS_BOUND_SECONDS = 2.0
+
+
+def percentile(values: list[float], rank: float) -> float:
+    """The nearest-rank percentile (p95 of 20 probes is the 19th smallest)."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(rank / 100 * len(ordered)) - 1)]
