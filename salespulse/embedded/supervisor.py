@@ -208,7 +208,7 @@ def _print_where(
     web = f"http://{settings.web_host}:{settings.web_port}"
     console.print("[bold green]salespulse is up[/]")
     console.print(
-        f"  broker (Kafka protocol)                   {settings.broker}   topics {settings.topic_prefix}*   "
+        f"  broker (Kafka protocol)                  {settings.broker}   topics {settings.topic_prefix}*   "
         f"storage {'memory' if settings.broker_storage.startswith('memory:') else 'durable'}"
     )
     console.print(
