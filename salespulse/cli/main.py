@@ -8,7 +8,20 @@ import os
 
 import typer
 
-from salespulse.cli import bench, dlq, migrate, publish, query, run, schema, simulate, targets, topics, ui
+from salespulse.cli import (
+    bench,
+    dlq,
+    gateway,
+    migrate,
+    publish,
+    query,
+    run,
+    schema,
+    simulate,
+    targets,
+    topics,
+    ui,
+)
 
 cli = typer.Typer(
     name="salespulse",
@@ -31,6 +44,7 @@ for command in (
     query.leaderboard,
     query.followups,
     ui.ui,
+    gateway.gateway,
 ):
     cli.command()(command)
 cli.add_typer(schema.app, name="schema")
