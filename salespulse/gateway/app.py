@@ -20,7 +20,7 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import orjson
 from aiohttp import web
@@ -66,6 +66,14 @@ def _event_id_of(raw: bytes) -> str | None:
     return value if isinstance(value, str) else None
 
 
+class _Refusal(Exception):
+    """The request is refused as a whole with this answer (nothing published)."""
+
+    def __init__(self, response: web.Response) -> None:
+        super().__init__(response.status)
+        self.response = response
+
+
 class Gateway:
     """Everything a request needs: settings, tokens, decoder, producer, metrics."""
 
@@ -83,16 +91,14 @@ class Gateway:
         name = self.tokens.identify(request.headers.get("Authorization"))
         if name is None:
             self.metrics.refused.labels("unauthorized").inc()
-            raise web.HTTPUnauthorized(
-                body=orjson.dumps(
-                    {
-                        "error": "unauthorized",
-                        "message": "send Authorization: Bearer <token> with a token the gateway knows "
-                        "(SALESPULSE_INGEST_TOKENS); nothing was published",
-                    }
-                ),
-                content_type="application/json",
-                headers={"WWW-Authenticate": 'Bearer realm="salespulse-ingest"'},
+            raise _Refusal(
+                _error(
+                    401,
+                    "unauthorized",
+                    "send Authorization: Bearer <token> with a token the gateway knows "
+                    "(SALESPULSE_INGEST_TOKENS); nothing was published",
+                    {"WWW-Authenticate": 'Bearer realm="salespulse-ingest"'},
+                )
             )
         return name
 
@@ -111,7 +117,7 @@ class Gateway:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def _too_large(self, what: str, error: str = "body_too_large", limit_name: str = "") -> None:
+    def _too_large(self, what: str, error: str = "body_too_large", limit_name: str = "") -> NoReturn:
         self.metrics.refused.labels("too_large").inc()
         message = (
             what
@@ -121,12 +127,7 @@ class Gateway:
                 "(SALESPULSE_INGEST_MAX_BODY_BYTES); split it into smaller requests. Nothing was published."
             )
         )
-        raise web.HTTPRequestEntityTooLarge(
-            max_size=self.settings.ingest_max_body_bytes,
-            actual_size=0,
-            body=orjson.dumps({"error": error, "message": message}),
-            content_type="application/json",
-        )
+        raise _Refusal(_error(413, error, message))
 
     async def _items(self, request: web.Request) -> list[bytes]:
         body = await self._read_body(request)
@@ -136,10 +137,7 @@ class Gateway:
             if refused.status == 413:
                 self._too_large(refused.message, refused.error, "SALESPULSE_INGEST_MAX_EVENTS")
             self.metrics.refused.labels(refused.error).inc()
-            raise web.HTTPBadRequest(
-                body=orjson.dumps({"error": refused.error, "message": refused.message}),
-                content_type="application/json",
-            ) from None
+            raise _Refusal(_error(400, refused.error, refused.message)) from None
 
     async def _publish(
         self, source: str, outgoing: list[Outgoing], types: list[str], rejected: list[dict[str, Any]]
@@ -253,7 +251,10 @@ async def _count_requests(request: web.Request, handler: Any) -> web.StreamRespo
     endpoint = route.canonical if route is not None else "unmatched"
     started = time.perf_counter()
     try:
-        response: web.StreamResponse = await handler(request)
+        try:
+            response: web.StreamResponse = await handler(request)
+        except _Refusal as refusal:
+            response = refusal.response
     except web.HTTPException as answer:
         gateway.metrics.requests.labels(endpoint, str(answer.status)).inc()
         raise
