@@ -12,6 +12,7 @@ from salespulse.cli import (
     bench,
     dlq,
     gateway,
+    import_csv,
     migrate,
     publish,
     query,
@@ -47,6 +48,7 @@ for command in (
     gateway.gateway,
 ):
     cli.command()(command)
+cli.command(name="import")(import_csv.import_)
 cli.add_typer(schema.app, name="schema")
 cli.add_typer(topics.app, name="topics")
 cli.add_typer(targets.app, name="targets")
