@@ -4,6 +4,8 @@ In one run, on one embedded broker, the same events are published twice:
 
 - **direct**: salespulse's own producer (``TopicPublisher``: kafka-python, acks=all), the way
   ``salespulse publish`` sends them — the baseline;
+- **aiokafka**: a bare aiokafka producer (the gateway's own client library), acks=all — the
+  stricter baseline, since kafka-python is the slower client here;
 - **gateway**: a real ``salespulse gateway`` process, fed by 10 concurrent HTTP clients
   (aiohttp) posting JSON arrays of 500 events, each request answered only once the broker has
   acknowledged all of them.
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aiokafka import AIOKafkaProducer
 from rich.console import Console
 from rich.table import Table
 
@@ -35,6 +38,7 @@ from salespulse.runtime.gateway_process import GatewayProcess
 from salespulse.runtime.ports import free_port
 
 TYPE_OF_SUFFIX = {"visits": "visit", "calls": "call", "deals": "deal", "feedback": "feedback"}
+SUFFIX_OF_TYPE = {kind: suffix for suffix, kind in TYPE_OF_SUFFIX.items()}
 TOKEN_NAME, TOKEN = "bench", "bench-token-0123456789abcdef"
 
 
@@ -74,6 +78,23 @@ def _direct(bootstrap: str, prefix: str, events: list[tuple[str, bytes, bytes]])
             publisher.send(kind, value, key.decode())
         publisher.flush()
         return time.perf_counter() - started
+
+
+async def _direct_aiokafka(bootstrap: str, prefix: str, events: list[tuple[str, bytes, bytes]]) -> float:
+    """The same events with aiokafka (the gateway's own client library), acks=all, every ack awaited."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=2, max_batch_size=512 * 1024
+    )
+    await producer.start()
+    try:
+        started = time.perf_counter()
+        deliveries = [
+            await producer.send(prefix + SUFFIX_OF_TYPE[kind], value, key=key) for kind, key, value in events
+        ]
+        await asyncio.gather(*deliveries)
+        return time.perf_counter() - started
+    finally:
+        await producer.stop()
 
 
 async def _post(session: aiohttp.ClientSession, url: str, body: bytes, expected: int) -> float:
@@ -146,6 +167,8 @@ def run_gateway_bench(options: GatewayBenchOptions, console: Console) -> dict[st
             gateway.wait_ready()
             console.print(f"publishing {len(events):,} events directly with the producer...")
             direct_seconds = _direct(broker.bootstrap, "direct.", events)
+            asyncio.run(ensure_topics(Settings(broker=broker.bootstrap, topic_prefix="aio.")))
+            aio_seconds = asyncio.run(_direct_aiokafka(broker.bootstrap, "aio.", events))
             console.print(
                 f"publishing them through the gateway ({options.clients} clients, batches of {options.batch})..."
             )
@@ -165,17 +188,21 @@ def run_gateway_bench(options: GatewayBenchOptions, console: Console) -> dict[st
             gateway.stop(10)
         direct_count = _count_on_topics(broker.bootstrap, "direct.")
         gateway_count = _count_on_topics(broker.bootstrap, "gw.")
-    if direct_count != len(events) or gateway_count != len(events) + steady:
+        aio_count = _count_on_topics(broker.bootstrap, "aio.")
+    if aio_count != len(events) or direct_count != len(events) or gateway_count != len(events) + steady:
         raise GatewayBenchFailed(
-            f"messages on the topics: direct {direct_count} (sent {len(events)}), "
+            f"messages on the topics: direct {direct_count}, aiokafka {aio_count} (sent {len(events)}), "
             f"gateway {gateway_count} (sent {len(events) + steady})"
         )
     direct_rate, gateway_rate = len(events) / direct_seconds, len(events) / gateway_seconds
+    aio_rate = len(events) / aio_seconds
     results = {
         "events": len(events),
         "direct_events_per_second": round(direct_rate),
         "gateway_events_per_second": round(gateway_rate),
         "ratio": round(gateway_rate / direct_rate, 3),
+        "aiokafka_events_per_second": round(aio_rate),
+        "ratio_to_aiokafka": round(gateway_rate / aio_rate, 3),
         "batch_latency_p50_ms": round(statistics.median(batch_latencies) * 1000, 1),
         "batch_latency_p99_ms": round(_percentile(batch_latencies, 0.99) * 1000, 1),
         "steady_rate": options.latency_rate,
@@ -192,6 +219,8 @@ def run_gateway_bench(options: GatewayBenchOptions, console: Console) -> dict[st
         f"gateway, {options.clients} clients × {options.batch}/request", f"{gateway_rate:,.0f} events/s", ""
     )
     table.add_row("gateway / direct", f"{results['ratio']:.2f}×", "≥ 0.5×")
+    table.add_row("bare aiokafka producer, acks=all (the gateway's client)", f"{aio_rate:,.0f} events/s", "")
+    table.add_row("gateway / bare aiokafka", f"{results['ratio_to_aiokafka']:.2f}×", "")
     table.add_row(
         f"request p50 / p99, batches of {options.batch}",
         f"{results['batch_latency_p50_ms']} / {results['batch_latency_p99_ms']} ms",
