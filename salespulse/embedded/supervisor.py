@@ -8,6 +8,9 @@ The supervisor starts three kinds of processes and watches them:
   restarted with back-off whenever it dies;
 - the manager page (``salespulse ui``, on ``ui_port``; 0 leaves it out), which reads the
   worker's query endpoint over HTTP and is restarted if it exits;
+- the ingestion gateway (``salespulse gateway``, on ``ingest_port``; 0 leaves it out), with
+  the tokens of SALESPULSE_INGEST_TOKENS, or else a token made for this data directory and
+  kept in ``<data dir>/ingest-tokens`` (readable by its owner only), restarted if it exits;
 - optionally the simulator.
 
 Ctrl-C or SIGTERM stops them in the safe order: simulator and page, then worker (which writes
@@ -15,6 +18,7 @@ what it has accepted before it exits), then broker.
 """
 
 import asyncio
+import secrets
 import signal
 import time
 import urllib.request
@@ -68,6 +72,10 @@ def run_up(settings: Settings, options: EmbeddedOptions, console: Console | None
             require_free_port(settings.sql_host, settings.sql_port, "ClickHouse query endpoint", "--sql-port")
         if settings.ui_port:
             require_free_port(settings.ui_host, settings.ui_port, "manager page", "--ui-port")
+        if settings.ingest_port:
+            require_free_port(
+                settings.ingest_host, settings.ingest_port, "ingestion gateway", "--ingest-port"
+            )
     except PortTaken as taken:
         console.print(f"[bold red]error:[/] {taken}", highlight=False, soft_wrap=True)
         return 2
@@ -83,6 +91,8 @@ def run_up(settings: Settings, options: EmbeddedOptions, console: Console | None
     data_dir = settings.data_dir.resolve()
     logs = data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
+    if settings.ingest_port and not (settings.ingest_tokens or settings.ingest_tokens_file):
+        settings = settings.model_copy(update={"ingest_tokens_file": local_token_file(data_dir)})
     env = settings_environment(settings.model_copy(update={"data_dir": data_dir}))
     broker = EmbeddedBroker(broker_port, host, logs / "broker.log")
     worker = ChildProcess("worker", ["worker"], env, logs / "worker.log")
@@ -93,6 +103,7 @@ def run_up(settings: Settings, options: EmbeddedOptions, console: Console | None
         logs / "simulator.log",
     )
     page = ChildProcess("ui", ["ui"], env, logs / "ui.log")
+    gateway = ChildProcess("gateway", ["gateway"], env, logs / "gateway.log")
     health_url = f"http://{settings.web_host}:{settings.web_port}/health"
 
     def on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -108,10 +119,12 @@ def run_up(settings: Settings, options: EmbeddedOptions, console: Console | None
             _wait_healthy(worker, health_url)
         if settings.ui_port:
             page.start()
+        if settings.ingest_port:
+            gateway.start()
         _print_where(console, settings, data_dir, logs, options)
         if options.simulate:
             simulator.start()
-        _supervise(console, settings, options, broker, worker, simulator, page, health_url)
+        _supervise(console, settings, options, broker, worker, simulator, [page, gateway], health_url)
     except (KeyboardInterrupt, _Stop):
         console.print("stopping: simulator and page, then worker (writing what it accepted), then broker...")
     except WorkerFailed as failure:
@@ -121,12 +134,26 @@ def run_up(settings: Settings, options: EmbeddedOptions, console: Console | None
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the flush short
         simulator.stop(10)
         page.stop(10)
+        gateway.stop(10)
         worker.stop(WORKER_STOP_TIMEOUT)
         broker.stop()
         signal.signal(signal.SIGTERM, previous)
         signal.signal(signal.SIGINT, signal.default_int_handler)
     console.print("stopped.")
     return 0
+
+
+def local_token_file(data_dir: Path) -> Path:
+    """``<data dir>/ingest-tokens``: one token named ``local``, made once, readable by its owner only."""
+    path = data_dir / "ingest-tokens"
+    if not path.exists():
+        path.touch(mode=0o600)
+        path.write_text(
+            "# Tokens of the ingestion gateway of `salespulse up` (name=token per line).\n"
+            f"local={secrets.token_urlsafe(24)}\n",
+            encoding="utf-8",
+        )
+    return path
 
 
 class WorkerFailed(RuntimeError):
@@ -167,6 +194,15 @@ def _print_where(
     )
     if settings.ui_port:
         console.print(f"  manager page                              {settings.ui_url}")
+    if settings.ingest_port:
+        where = (
+            f"token in {settings.ingest_tokens_file}"
+            if settings.ingest_tokens_file and not settings.ingest_tokens
+            else "tokens of SALESPULSE_INGEST_TOKENS"
+        )
+        console.print(
+            f"  ingestion gateway (HTTP)                  {settings.ingest_url}/v1/events   {where}"
+        )
     console.print(f"  metrics / health                          {web}/metrics   {web}/health")
     console.print(f"  data                                      {data_dir}")
     console.print(f"  logs                                      {logs}")
@@ -188,10 +224,10 @@ def _supervise(
     broker: EmbeddedBroker,
     worker: ChildProcess,
     simulator: ChildProcess,
-    page: ChildProcess,
+    services: list[ChildProcess],
     health_url: str,
 ) -> None:
-    """Watch the children until interrupted; restart the worker, the page or the simulator when it dies."""
+    """Watch the children until interrupted; restart the worker, a service (page, gateway) or the simulator when it dies."""
     from salespulse.embedded.dashboard import Dashboard
 
     dashboard = Dashboard(settings, console) if options.dashboard else None
@@ -221,12 +257,14 @@ def _supervise(
                 )
                 simulator.stop(1)
                 simulator.start()
-            if settings.ui_port and page.exit_code() is not None:
-                console.print(
-                    f"[yellow]the manager page exited with code {page.exit_code()}; see {page.log_path}[/]"
-                )
-                page.stop(1)
-                page.start()
+            for service in services:
+                if service.starts and service.exit_code() is not None:
+                    console.print(
+                        f"[yellow]the {service.name} exited with code {service.exit_code()}; "
+                        f"see {service.log_path}[/]"
+                    )
+                    service.stop(1)
+                    service.start()
             if dashboard is not None:
                 dashboard.refresh()
             time.sleep(1.0)
