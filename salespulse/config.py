@@ -29,7 +29,9 @@ from salespulse.schemas.events import OPEN_STAGES
 
 ENV_PREFIX = "SALESPULSE_"
 # Never echoed in error messages.
-SECRET_FIELDS = frozenset({"ui_token", "ui_basic_auth", "ui_clickhouse_url", "broker_storage"})
+SECRET_FIELDS = frozenset(
+    {"ui_token", "ui_basic_auth", "ui_clickhouse_url", "ingest_tokens", "broker_storage"}
+)
 _PATH_SEGMENT = re.compile(r"[A-Za-z0-9._~-]+")
 
 # Stall thresholds of contract §6, per open stage; the rules file and SALESPULSE_STALL_* override them.
@@ -411,6 +413,72 @@ class Settings(BaseSettings):
 
     # --- end of the manager page's settings -----------------------------------------------------
 
+    # --- Ingestion gateway (`salespulse gateway`, SPEC §8) ----------------------------------------
+    ingest_host: str = Field(default="127.0.0.1", description="Interface the gateway listens on.")
+    ingest_port: int = Field(
+        default=8088, ge=0, le=65535, description="Port of the ingestion gateway; 0: `up` does not start it."
+    )
+    # name=token pairs, kept as text: `up` hands settings to its children as environment variables.
+    ingest_tokens: str | None = Field(
+        default=None,
+        repr=False,
+        description="Named bearer tokens of the gateway: name=token,name=token (16+ characters each).",
+    )
+    ingest_tokens_file: Path | None = Field(
+        default=None, description="File of name=token lines (# comments), read at start-up."
+    )
+    ingest_max_events: int = Field(
+        default=1000, ge=1, le=100_000, description="Most events or records in one request (else 413)."
+    )
+    ingest_max_body_bytes: int = Field(
+        default=4 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024, description="Largest request body (else 413)."
+    )
+    ingest_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=600, description="Longest wait for the broker's acknowledgements (else 503)."
+    )
+    ingest_idempotence: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="Idempotent producer: 'auto' uses it when the broker supports it (Apache Kafka does, "
+        "the embedded broker does not).",
+    )
+
+    @field_validator("ingest_tokens", mode="before")
+    @classmethod
+    def _empty_tokens_are_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("ingest_tokens")
+    @classmethod
+    def _tokens_are_named(cls, text: str | None) -> str | None:
+        if text is not None:
+            parse_ingest_tokens(text, "SALESPULSE_INGEST_TOKENS")
+        return text
+
+    @field_validator("ingest_tokens_file")
+    @classmethod
+    def _tokens_file_is_valid(cls, path: Path | None) -> Path | None:
+        if path is not None:
+            load_ingest_tokens_file(path)
+        return path
+
+    def ingest_token_names(self) -> dict[str, str]:
+        """Every gateway token (name → token): SALESPULSE_INGEST_TOKENS plus the tokens file."""
+        tokens = load_ingest_tokens_file(self.ingest_tokens_file) if self.ingest_tokens_file else {}
+        if self.ingest_tokens:
+            for name, token in parse_ingest_tokens(self.ingest_tokens, "SALESPULSE_INGEST_TOKENS").items():
+                if name in tokens:
+                    raise ValueError(
+                        f"gateway token name '{name}' is given twice (SALESPULSE_INGEST_TOKENS and the tokens file)"
+                    )
+                tokens[name] = token
+        return tokens
+
+    @property
+    def ingest_url(self) -> str:
+        """Where a client on this machine reaches the gateway."""
+        host = "127.0.0.1" if self.ingest_host in ("0.0.0.0", "::", "") else self.ingest_host
+        return f"http://{host}:{self.ingest_port}"
+
     clickhouse_timeout_seconds: float = Field(
         default=30.0,
         gt=0,
@@ -537,6 +605,47 @@ def _check_days_per_stage(days: dict[str, int]) -> dict[str, int]:
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 3650:
             raise ValueError(f"days for {stage} must be a whole number from 1 to 3650, got {value!r}")
     return days
+
+
+_TOKEN_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
+MIN_TOKEN_LENGTH = 16
+
+
+def parse_ingest_tokens(text: str, where: str) -> dict[str, str]:
+    """``name=token`` pairs, separated by commas or new lines; ``#`` starts a comment line.
+
+    Names become the ``source`` of events that have none, so they are short identifiers.
+    Errors name the entry but never show a token.
+    """
+    tokens: dict[str, str] = {}
+    entries = [part.strip() for line in text.splitlines() for part in line.split(",")]
+    for number, entry in enumerate(entries, start=1):
+        if not entry or entry.startswith("#"):
+            continue
+        name, sep, token = (part.strip() for part in entry.partition("="))
+        if not sep:
+            raise ValueError(f"{where}: entry {number} is not name=token (value not shown)")
+        if not _TOKEN_NAME.fullmatch(name):
+            raise ValueError(f"{where}: token name {name!r} must be 1-64 letters, digits, '.', '_' or '-'")
+        if len(token) < MIN_TOKEN_LENGTH or any(char.isspace() for char in token):
+            raise ValueError(
+                f"{where}: the token named '{name}' must be at least {MIN_TOKEN_LENGTH} characters without spaces"
+            )
+        if name in tokens:
+            raise ValueError(f"{where}: token name '{name}' is given twice")
+        tokens[name] = token
+    return tokens
+
+
+def load_ingest_tokens_file(path: Path) -> dict[str, str]:
+    """Read a gateway tokens file (``name=token`` per line); errors name the file, never a token."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ValueError(f"gateway tokens file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"cannot read gateway tokens file {path}: {error}") from None
+    return parse_ingest_tokens(text, f"gateway tokens file {path}")
 
 
 def load_rules_file(path: Path) -> dict[str, Any]:

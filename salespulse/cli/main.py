@@ -8,7 +8,21 @@ import os
 
 import typer
 
-from salespulse.cli import bench, dlq, migrate, publish, query, run, schema, simulate, targets, topics, ui
+from salespulse.cli import (
+    bench,
+    dlq,
+    gateway,
+    import_csv,
+    migrate,
+    publish,
+    query,
+    run,
+    schema,
+    simulate,
+    targets,
+    topics,
+    ui,
+)
 
 cli = typer.Typer(
     name="salespulse",
@@ -31,8 +45,10 @@ for command in (
     query.leaderboard,
     query.followups,
     ui.ui,
+    gateway.gateway,
 ):
     cli.command()(command)
+cli.command(name="import")(import_csv.import_)
 cli.add_typer(schema.app, name="schema")
 cli.add_typer(topics.app, name="topics")
 cli.add_typer(targets.app, name="targets")

@@ -21,6 +21,9 @@ def up(
     ui_port: Annotated[
         int, typer.Option(help="Port of the manager page (the web page for sales managers); 0: none.")
     ] = 8080,
+    ingest_port: Annotated[
+        int, typer.Option(help="Port of the ingestion gateway (CRMs post events over HTTP); 0: none.")
+    ] = 8088,
     simulate: Annotated[bool, typer.Option("--simulate", help="Also run the CRM traffic simulator.")] = False,
     rate: Annotated[float, typer.Option(help="Simulated events per second.")] = 20.0,
     seed: Annotated[int, typer.Option(help="Seed of the simulator.")] = 42,
@@ -43,6 +46,7 @@ def up(
         web_port=web_port,
         sql_port=sql_port,
         ui_port=ui_port,
+        ingest_port=ingest_port,
         clock=clock.value if clock else None,
         clickhouse_url=None,
     )

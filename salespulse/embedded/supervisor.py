@@ -9,6 +9,9 @@ The supervisor starts three kinds of processes and watches them:
   restarted with back-off whenever it dies;
 - the manager page (``salespulse ui``, on ``ui_port``; 0 leaves it out), which reads the
   worker's query endpoint over HTTP and is restarted if it exits;
+- the ingestion gateway (``salespulse gateway``, on ``ingest_port``; 0 leaves it out), with
+  the tokens of SALESPULSE_INGEST_TOKENS, or else a token made for this data directory and
+  kept in ``<data dir>/ingest-tokens`` (readable by its owner only), restarted if it exits;
 - optionally the simulator.
 
 Ctrl-C or SIGTERM stops them in the safe order: first what brings input (the simulator, and any
@@ -18,6 +21,7 @@ the worker (which writes what it has accepted before it exits); the broker last.
 """
 
 import asyncio
+import secrets
 import signal
 import time
 import urllib.request
@@ -72,6 +76,10 @@ def run_up(settings: Settings, options: EmbeddedOptions, console: Console | None
             require_free_port(settings.sql_host, settings.sql_port, "ClickHouse query endpoint", "--sql-port")
         if settings.ui_port:
             require_free_port(settings.ui_host, settings.ui_port, "manager page", "--ui-port")
+        if settings.ingest_port:
+            require_free_port(
+                settings.ingest_host, settings.ingest_port, "ingestion gateway", "--ingest-port"
+            )
     except PortTaken as taken:
         console.print(f"[bold red]error:[/] {taken}", highlight=False, soft_wrap=True)
         return 2
@@ -87,8 +95,10 @@ def run_up(settings: Settings, options: EmbeddedOptions, console: Console | None
     data_dir = settings.data_dir.resolve()
     logs = data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
+    if settings.ingest_port and not (settings.ingest_tokens or settings.ingest_tokens_file):
+        settings = settings.model_copy(update={"ingest_tokens_file": local_token_file(data_dir)})
     env = settings_environment(settings.model_copy(update={"data_dir": data_dir}))
-    broker = EmbeddedBroker(broker_port, host, logs / "broker.log", settings.broker_storage)
+    broker = EmbeddedBroker(broker_port, host, logs / "broker.log", storage=settings.broker_storage)
     worker = ChildProcess("worker", ["worker"], env, logs / "worker.log")
     simulator = ChildProcess(
         "simulator",
@@ -97,9 +107,10 @@ def run_up(settings: Settings, options: EmbeddedOptions, console: Console | None
         logs / "simulator.log",
     )
     page = ChildProcess("ui", ["ui"], env, logs / "ui.log")
+    gateway = ChildProcess("gateway", ["gateway"], env, logs / "gateway.log")
     # Children that bring input into the broker: stopped first on a clean stop, so that the
     # worker can catch up with a broker that no longer grows.
-    inputs = [simulator]
+    inputs = [gateway, simulator]
     health_url = f"http://{settings.web_host}:{settings.web_port}/health"
 
     def on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -115,10 +126,12 @@ def run_up(settings: Settings, options: EmbeddedOptions, console: Console | None
             _wait_healthy(worker, health_url)
         if settings.ui_port:
             page.start()
+        if settings.ingest_port:
+            gateway.start()
         _print_where(console, settings, data_dir, logs, options)
         if options.simulate:
             simulator.start()
-        _supervise(console, settings, options, broker, worker, simulator, page, health_url)
+        _supervise(console, settings, options, broker, worker, simulator, [page, gateway], health_url)
     except (KeyboardInterrupt, _Stop):
         console.print("stopping: input first, then the worker once it has written what the broker holds...")
     except WorkerFailed as failure:
@@ -139,6 +152,19 @@ def run_up(settings: Settings, options: EmbeddedOptions, console: Console | None
         signal.signal(signal.SIGINT, signal.default_int_handler)
     console.print("stopped.")
     return 0
+
+
+def local_token_file(data_dir: Path) -> Path:
+    """``<data dir>/ingest-tokens``: one token named ``local``, made once, readable by its owner only."""
+    path = data_dir / "ingest-tokens"
+    if not path.exists():
+        path.touch(mode=0o600)
+        path.write_text(
+            "# Tokens of the ingestion gateway of `salespulse up` (name=token per line).\n"
+            f"local={secrets.token_urlsafe(24)}\n",
+            encoding="utf-8",
+        )
+    return path
 
 
 def _drain(console: Console, settings: Settings, broker: EmbeddedBroker, worker: ChildProcess) -> DrainResult:
@@ -216,6 +242,15 @@ def _print_where(
     )
     if settings.ui_port:
         console.print(f"  manager page                              {settings.ui_url}")
+    if settings.ingest_port:
+        where = (
+            f"token in {settings.ingest_tokens_file}"
+            if settings.ingest_tokens_file and not settings.ingest_tokens
+            else "tokens of SALESPULSE_INGEST_TOKENS"
+        )
+        console.print(
+            f"  ingestion gateway (HTTP)                  {settings.ingest_url}/v1/events   {where}"
+        )
     console.print(f"  metrics / health                          {web}/metrics   {web}/health")
     console.print(f"  data                                      {data_dir}")
     console.print(f"  logs                                      {logs}")
@@ -237,10 +272,10 @@ def _supervise(
     broker: EmbeddedBroker,
     worker: ChildProcess,
     simulator: ChildProcess,
-    page: ChildProcess,
+    services: list[ChildProcess],
     health_url: str,
 ) -> None:
-    """Watch the children until interrupted; restart the worker, the page or the simulator when it dies."""
+    """Watch the children until interrupted; restart the worker, a service (page, gateway) or the simulator when it dies."""
     from salespulse.embedded.dashboard import Dashboard
 
     dashboard = Dashboard(settings, console) if options.dashboard else None
@@ -267,12 +302,14 @@ def _supervise(
                 )
                 simulator.stop(1)
                 simulator.start()
-            if settings.ui_port and page.exit_code() is not None:
-                console.print(
-                    f"[yellow]the manager page exited with code {page.exit_code()}; see {page.log_path}[/]"
-                )
-                page.stop(1)
-                page.start()
+            for service in services:
+                if service.starts and service.exit_code() is not None:
+                    console.print(
+                        f"[yellow]the {service.name} exited with code {service.exit_code()}; "
+                        f"see {service.log_path}[/]"
+                    )
+                    service.stop(1)
+                    service.start()
             if dashboard is not None:
                 dashboard.refresh()
             time.sleep(1.0)

@@ -6,6 +6,7 @@ topic" (the DLQ, the alerts topic, tests): the embedded broker under-reports whe
 ends, so the reported end offsets are never trusted alone.
 """
 
+import time
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -35,31 +36,38 @@ def group_consumer(settings: Settings, role: str, *topics: str, **options: Any) 
 
 
 async def read_to_end(
-    consumer: AIOKafkaConsumer, partitions: list[TopicPartition], quiet_ms: int = 500
+    consumer: AIOKafkaConsumer,
+    partitions: list[TopicPartition],
+    quiet_ms: int = 500,
+    max_seconds: float | None = None,
 ) -> list[ConsumerRecord[bytes, bytes]]:
     """Every record from the current positions to the end of ``partitions`` (assigned already).
 
     The reported end offsets are not trusted alone: the embedded broker reports the end of a
     partition as the first offset of its last batch plus one. So reading goes on past them until
-    a poll stays empty for ``quiet_ms``.
+    a poll stays empty for ``quiet_ms``. A partition that a producer keeps writing is never
+    quiet: ``max_seconds`` bounds the read for those, returning what was read by then.
     """
     ends = await consumer.end_offsets(partitions)
     records: list[ConsumerRecord[bytes, bytes]] = []
-    while True:
+    give_up_at = None if max_seconds is None else time.monotonic() + max_seconds
+    while give_up_at is None or time.monotonic() < give_up_at:
         behind = [tp for tp in partitions if await consumer.position(tp) < ends[tp]]
         batch = await consumer.getmany(*partitions, timeout_ms=2000 if behind else quiet_ms, max_records=5000)
         for messages in batch.values():
             records.extend(messages)
         if not batch and not behind:
             return records
+    return records
 
 
 async def read_topics(
-    bootstrap: str, topics: list[str], quiet_ms: int = 500
+    bootstrap: str, topics: list[str], quiet_ms: int = 500, max_seconds: float | None = None
 ) -> dict[str, list[ConsumerRecord[bytes, bytes]]]:
     """Every record on each topic from its beginning, partition by partition in offset order.
 
     A topic that does not exist reads as empty. Uses no consumer group: nothing is committed.
+    ``max_seconds`` bounds the read of topics still being written (see :func:`read_to_end`).
     """
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
     await consumer.start()
@@ -77,7 +85,7 @@ async def read_topics(
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         by_partition: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]] = {tp: [] for tp in partitions}
-        for record in await read_to_end(consumer, partitions, quiet_ms):
+        for record in await read_to_end(consumer, partitions, quiet_ms, max_seconds):
             by_partition[TopicPartition(record.topic, record.partition)].append(record)
         for partition in partitions:
             records[partition.topic].extend(by_partition[partition])

@@ -74,6 +74,43 @@ class Decoder:
                 )
         return event
 
+    def decode_typed_event(self, value: bytes | None) -> ActivityEvent | Rejection:
+        """Decode one activity event whose ``event_type`` field names its type (no topic says it).
+
+        The ingestion gateway receives every type on one endpoint, so ``event_type`` is required
+        here; everything else is judged exactly as :meth:`decode_event` judges a message on the
+        type's topic, with the same reasons and messages.
+        """
+        early = self._check_size(value)
+        if early is not None:
+            return early
+        assert value is not None
+        try:
+            parsed = from_json(value)
+        except ValueError:
+            parsed = None
+        if not isinstance(parsed, dict):
+            # Not JSON, not UTF-8 or not an object: any model gives the DLQ's reason and message.
+            return self.decode_event("visit", value)
+        event_type = parsed.get("event_type")
+        if event_type is None:
+            return Rejection(
+                "missing_field",
+                "missing required field 'event_type' (one of " + ", ".join(ACTIVITY_MODELS) + "): "
+                "it names the event's type and so its topic",
+            )
+        if not isinstance(event_type, str) or event_type not in ACTIVITY_MODELS:
+            shown = repr(event_type)
+            if len(shown) > MAX_INPUT_SHOWN:
+                shown = shown[: MAX_INPUT_SHOWN - 3] + "..."
+            return Rejection(
+                "invalid_value",
+                "field 'event_type': Input should be "
+                + ", ".join(f"'{name}'" for name in ACTIVITY_MODELS)
+                + f" (got {shown})",
+            )
+        return self.decode_event(event_type, value)
+
     def decode_reference(
         self, record_type: str, key: bytes | None, value: bytes | None
     ) -> ReferenceRecord | Tombstone | Rejection:

@@ -40,6 +40,7 @@ class Up:
         self.data_dir = data_dir
         self.broker_port, self.web_port, self.sql_port = free_port(), free_port(), free_port()
         self.ui_port = free_port()
+        self.ingest_port = free_port()
         self.log_path = data_dir.parent / f"up-{data_dir.name}.log"
         self.process: subprocess.Popen[bytes] | None = None
         # The view helpers only need the ports and topic prefix of the worker `up` runs.
@@ -79,6 +80,8 @@ class Up:
                 str(self.sql_port),
                 "--ui-port",
                 str(self.ui_port),
+                "--ingest-port",
+                str(self.ingest_port),
                 "--no-dashboard",
             ],
             env=env,
@@ -178,10 +181,36 @@ def test_the_query_endpoint_serves_clickhouse_clients_and_refuses_writes(up: Up)
     )
     assert kpis["current"]["sums"]["visits"] == visits
     assert "static/js/app.js" in urllib.request.urlopen(page, timeout=10).read().decode()
+
+    # The ingestion gateway: its URL printed, a token made for the data directory, events accepted.
+    gateway = f"http://127.0.0.1:{up.ingest_port}"
+    wait_until(lambda: f"{gateway}/v1/events" in up.log_path.read_text(), 30, "the gateway's URL")
+    token_file = up.data_dir.resolve() / "ingest-tokens"
+    assert str(token_file) in up.log_path.read_text() and token_file.stat().st_mode & 0o077 == 0
+    token = next(line for line in token_file.read_text().splitlines() if line.startswith("local="))
+    event = {**next(e for e in SCENARIO.events if e["event_type"] == "visit"), "event_id": "via-gateway-1"}
+    request = urllib.request.Request(
+        f"{gateway}/v1/events",
+        data=orjson.dumps([event]),
+        headers={
+            "Authorization": f"Bearer {token.removeprefix('local=')}",
+            "Content-Type": "application/json",
+        },
+    )
+    answer = wait_until(lambda: _post_json(request), 30, "the gateway to accept an event")
+    assert answer == {"accepted": 1, "rejected": []}
     assert up.sigterm() == 0
     # The page stopped with everything else.
     with pytest.raises(OSError):
         urllib.request.urlopen(page, timeout=5)
+
+
+def _post_json(request: urllib.request.Request) -> Any:
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return orjson.loads(response.read())
+    except OSError:
+        return None
 
 
 def _get_json(url: str) -> Any:
@@ -189,11 +218,17 @@ def _get_json(url: str) -> Any:
         return orjson.loads(response.read())
 
 
-def test_a_taken_port_is_refused_with_a_clear_message(tmp_path: Path) -> None:
+@pytest.mark.parametrize("flag", ["--broker-port", "--ingest-port"])
+def test_a_taken_port_is_refused_with_a_clear_message(tmp_path: Path, flag: str) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
+        others = {
+            name: free_port()
+            for name in ("--broker-port", "--web-port", "--sql-port", "--ui-port", "--ingest-port")
+        }
+        others[flag] = port
         result = subprocess.run(
             [
                 sys.executable,
@@ -202,8 +237,7 @@ def test_a_taken_port_is_refused_with_a_clear_message(tmp_path: Path) -> None:
                 "up",
                 "--data-dir",
                 str(tmp_path),
-                "--broker-port",
-                str(port),
+                *(str(part) for pair in others.items() for part in pair),
                 "--no-dashboard",
             ],
             capture_output=True,
@@ -212,7 +246,7 @@ def test_a_taken_port_is_refused_with_a_clear_message(tmp_path: Path) -> None:
         )
     assert result.returncode == 2
     assert f"port {port} on 127.0.0.1 is already in use" in result.stdout
-    assert "--broker-port" in result.stdout
+    assert flag in result.stdout
 
 
 # --- issue 17, point 1: the embedded broker's messages survive a clean stop, and its crash ------

@@ -140,7 +140,12 @@ def test_sigterm_flushes_and_exits_cleanly(settings: Settings) -> None:
     )
     try:
         calls = f"{settings.topic_prefix}calls"
-        wait_until(lambda: len(asyncio.run(read_topics(settings.broker, [calls]))[calls]) >= 100, 60, "calls")
+        # The simulator keeps writing: a bounded read, or it never sees the topic quiet.
+        wait_until(
+            lambda: len(asyncio.run(read_topics(settings.broker, [calls], max_seconds=5))[calls]) >= 100,
+            60,
+            "calls",
+        )
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=30)
     finally:

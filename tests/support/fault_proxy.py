@@ -34,15 +34,17 @@ class FaultProxy:
         self._call(self._listen())
 
     def set_mode(self, mode: Mode) -> None:
-        if mode != "pass":
-            self.outages.append(mode)
-            # Kept-alive client connections must not outlive the outage.
-            self._call(self._drop_connections())
+        # The mode first, then the listener, then the open connections: a client that reconnects
+        # while the outage begins must meet the outage, not a fresh pass-through connection.
         self.mode = mode
         if mode == "refuse":
             self._call(self._close())
         elif self._server is None:
             self._call(self._listen())
+        if mode != "pass":
+            self.outages.append(mode)
+            # Kept-alive client connections must not outlive the outage.
+            self._call(self._drop_connections())
 
     def close(self) -> None:
         self._call(self._drop_connections())
@@ -74,6 +76,8 @@ class FaultProxy:
         assert task is not None
         self._connections.add(task)
         try:
+            if self.mode == "refuse":  # accepted just before the listener closed
+                return
             if self.mode == "hang":
                 await reader.read(65536)
                 await asyncio.sleep(3600)

@@ -341,7 +341,10 @@ def test_behind_a_path_prefix_and_with_a_token(
     reading.open_view(browser, f"http://127.0.0.1:{prefixed.port}/salespulse/?{view}", view)
     assert_cards(browser, model, "team", "team-tianjin", MARCH, month_span(2026, 2))
     assert console_problems(browser) == []
+    # Leave the page before its server goes, or its live refresh logs the refused connections.
+    browser.get("about:blank")
     prefixed.stop()
+    console_problems(browser)
 
     guarded = make_ui(SALESPULSE_UI_TOKEN=TOKEN)
     browser.get(f"{guarded.url}?{view}")

@@ -119,3 +119,20 @@ def test_reference_records_validate_their_period(decoder: Decoder) -> None:
     assert ok.record_key == "team|t1|visits|quarter|2026-04-01"  # type: ignore[union-attr]
     bad = decoder.decode_reference("targets", None, orjson.dumps({**target, "period_start": "2026-05-01"}))
     assert isinstance(bad, Rejection) and "Jan 1, Apr 1, Jul 1 or Oct 1" in bad.message
+
+
+def test_a_typed_event_is_judged_as_on_its_topic_and_must_say_its_type() -> None:
+    from salespulse.config import Settings
+    from salespulse.schemas.decoding import Decoder, Rejection
+
+    decoder = Decoder(Settings())
+    visit = b'{"event_type":"visit","event_id":"v1","occurred_at":"2026-03-02T09:30:00Z","rep_id":"r","customer_id":"c","duration_minutes":5,"outcome":"completed"}'
+    assert not isinstance(decoder.decode_typed_event(visit), Rejection)
+    assert decoder.decode_typed_event(visit.replace(b'"event_type":"visit",', b"")) == Rejection(
+        "missing_field",
+        "missing required field 'event_type' (one of visit, call, deal, feedback): it names the event's type and so its topic",
+    )
+    odd = decoder.decode_typed_event(visit.replace(b'"visit"', b'"meeting"'))
+    assert isinstance(odd, Rejection) and odd.reason == "invalid_value" and "'meeting'" in odd.message
+    for raw in (b"{not json", b"\xff\xfe", b"[1]", b"", b'{"event_type":"visit"}'):
+        assert decoder.decode_typed_event(raw) == decoder.decode_event("visit", raw)

@@ -1,0 +1,1 @@
+"""The ingestion gateway (SPEC §8): CRMs send HTTP, the gateway validates and publishes to Kafka."""
