@@ -49,6 +49,8 @@ WITH
             arrayMap(
                 j -> ifNull(
                     history[j].5 IN ('prospecting', 'qualified', 'proposal', 'negotiation')
+                    -- (greatest() skips NULLs: a state without a date is checked first.)
+                    AND isNotNull(pasts[j]) AND isNotNull(pasts[j + 1])
                     AND greatest(history[j].1, pasts[j]) < history[j + 1].1
                     AND pasts[j + 1] <= history[j + 1].1,
                     0),
@@ -80,10 +82,10 @@ SELECT
     -- current state's date passed, since when the episode that ends in it has held, and whether
     -- an earlier state of that episode was already overdue by more than the critical days.
     pasts[-1] AS close_passed_at,
-    greatest(history[overdue_start].1, pasts[overdue_start]) AS overdue_since,
+    if(isNull(pasts[overdue_start]), NULL, greatest(history[overdue_start].1, pasts[overdue_start])) AS overdue_since,
     arrayExists(
-        j -> j >= overdue_start
-            AND ifNull(greatest(history[j].1, pasts[j] + toIntervalDay($overdue_critical_days)) < history[j + 1].1, 0),
+        j -> j >= overdue_start AND isNotNull(pasts[j])
+            AND greatest(history[j].1, pasts[j] + toIntervalDay($overdue_critical_days)) < history[j + 1].1,
         range(1, toUInt32(length(history)))) AS overdue_was_critical
 FROM shaped;
 

@@ -33,10 +33,13 @@ ARRAY JOIN [
      stage_entered_at + toIntervalDay($stage_days[stage]),
      now_at > stage_entered_at + toIntervalDay(2 * $stage_days[stage]),
      now_at > stage_entered_at + toIntervalDay($stage_days[stage])),
+    -- (greatest() skips NULLs: a deal without an expected_close_date is never overdue.)
     ('overdue',
      overdue_since,
-     ifNull(overdue_was_critical OR greatest(updated_at, close_passed_at + toIntervalDay($overdue_critical_days)) < now_at, 0),
-     ifNull(greatest(updated_at, close_passed_at) < now_at, 0))
+     isNotNull(close_passed_at)
+        AND (overdue_was_critical
+             OR greatest(updated_at, close_passed_at + toIntervalDay($overdue_critical_days)) < now_at),
+     isNotNull(close_passed_at) AND greatest(updated_at, close_passed_at) < now_at)
 ] AS rule
 WHERE status = 'open' AND rule.4;
 
