@@ -1,7 +1,7 @@
 """`stalled_deals` is the truth now, whatever order the events arrive in (contract §6, §7; issue 12).
 
 Hypothesis generates deal histories (stage changes, expected close dates, linked visits, calls
-and feedback, on a 6-hour grid so that "exactly N days" boundaries come up often) and a delivery
+and feedback, on a 4-hour grid so that "exactly N days" boundaries come up often) and a delivery
 order: a shuffle with duplicates, cut into batches. The batches are written as the sink writes
 them (the real decoder and row builder, into the real tables through ClickHouse's HTTP
 interface, served by chDB in its own process), and after every batch:
@@ -25,11 +25,12 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
 from clickhouse_connect.driver.client import Client
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from salespulse.config import Settings
@@ -44,8 +45,9 @@ from salespulse.streams.stall_monitor import StallMonitor
 from tests.oracle.stall_model import stalled_deals as model_stalled_deals
 
 T0 = datetime(2026, 3, 1, 0, 0, tzinfo=UTC)
-STEP = timedelta(hours=6)
-SPAN = 240  # steps: 60 days, more than twice every default threshold
+STEP = timedelta(hours=4)  # 16:00 UTC is on the grid: midnight in the reporting zone
+SPAN = 360  # steps: 60 days, more than twice every default threshold
+PER_DAY = 6
 STAGES = ("prospecting", "qualified", "proposal", "negotiation", "won", "lost")
 ZONE = "Asia/Shanghai"  # overdue starts at midnight in the reporting zone, not UTC
 ORG = [{"rep_id": "r1", "team_id": "t1", "region_id": "east", "effective_from": "2026-01-01"}]
@@ -95,6 +97,43 @@ def deal_history(draw: st.DrawFn, deal_id: str) -> list[dict[str, Any]]:
     return events
 
 
+def _step(moment: datetime) -> int:
+    return int((moment - T0) / STEP)
+
+
+def boundaries(events: list[dict[str, Any]]) -> list[int]:
+    """Moments where a rule of the full history starts to hold or turns critical, and their neighbours.
+
+    Worked out from contract §6's defaults for the generator only: the assertions compare with
+    the model, never with these.
+    """
+    idle = {"prospecting": 14, "qualified": 10, "proposal": 7, "negotiation": 5}
+    stuck = {"prospecting": 30, "qualified": 21, "proposal": 14, "negotiation": 14}
+    found: set[int] = set()
+    for deal_id in {e["deal_id"] for e in events if e.get("deal_id")}:
+        mine = [e for e in events if e.get("deal_id") == deal_id]
+        states = sorted((e for e in mine if e["event_type"] == "deal"), key=lambda e: e["occurred_at"])
+        stage = states[-1]["stage"]
+        if stage not in idle:
+            continue
+        last = _step(max(datetime.fromisoformat(e["occurred_at"]) for e in mine))
+        run = len(states) - 1
+        while run > 0 and states[run - 1]["stage"] == stage:
+            run -= 1
+        entered = _step(datetime.fromisoformat(states[run]["occurred_at"]))
+        marks = [last + k * idle[stage] * PER_DAY for k in (1, 2)]
+        marks += [entered + k * stuck[stage] * PER_DAY for k in (1, 2)]
+        if "expected_close_date" in states[-1]:
+            midnight = datetime.combine(
+                date.fromisoformat(states[-1]["expected_close_date"]) + timedelta(days=1),
+                datetime.min.time(),
+                ZoneInfo(ZONE),
+            )
+            marks += [_step(midnight), _step(midnight) + 7 * PER_DAY]
+        found |= {mark + nudge for mark in marks for nudge in (-1, 0, 1)}
+    return sorted(found) or [SPAN]
+
+
 @dataclass
 class Delivery:
     events: list[dict[str, Any]]  # the history, each event once
@@ -105,12 +144,14 @@ class Delivery:
 def deliveries(draw: st.DrawFn) -> Delivery:
     count = draw(st.integers(1, 4))
     events = [event for n in range(count) for event in draw(deal_history(f"D{n}"))]
-    # "Now" on the event clock: an activity linked to no deal, at some moment after the start.
+    # "Now" on the event clock: an activity linked to no deal, at some moment after the start,
+    # often exactly at a rule's boundary for some deal (or one step either side).
+    clock = draw(st.integers(SPAN // 2, SPAN + 60) | st.sampled_from(boundaries(events)))
     events.append(
         {
             "event_type": "visit",
             "event_id": "clock",
-            "occurred_at": stamp(draw(st.integers(SPAN // 2, SPAN + 40))),
+            "occurred_at": stamp(clock),
             "rep_id": "r1",
             "customer_id": "c-clock",
             "duration_minutes": 5,
@@ -230,6 +271,7 @@ def monitor_round(monitor: StallMonitor, emitted: list[str]) -> None:
     for alert in result.transitions:
         monitor._apply(alert)
         emitted.append(alert.transition_id)
+        event(f"transition {alert.state}" + (f" by {alert.resolved_by}" if alert.resolved_by else ""))
     monitor._watermark = result.watermark
 
 
