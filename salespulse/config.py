@@ -51,7 +51,7 @@ class StallRules:
 
 
 WebhookKind = Literal["generic", "slack", "dingtalk", "wecom"]
-ALL_STATES: frozenset[AlertState] = frozenset({"opened", "escalated", "resolved"})
+ALL_STATES: frozenset[AlertState] = frozenset({"opened", "escalated", "deescalated", "resolved"})
 MAX_BACKOFF_SECONDS = 60.0
 _SEVERITY_RANK: dict[str, int] = {"warning": 0, "critical": 1}
 
@@ -100,7 +100,8 @@ class WebhookTarget(BaseModel):
     )
     min_severity: Severity = Field(default="warning", description="Least severity notified.")
     states: frozenset[AlertState] = Field(
-        default=ALL_STATES, description="Transitions notified: any of opened, escalated, resolved."
+        default=ALL_STATES,
+        description="Transitions notified: any of opened, escalated, deescalated, resolved.",
     )
     timeout_seconds: float = Field(default=5.0, gt=0, le=300, description="Longest wait for one request.")
     max_attempts: int = Field(default=5, ge=1, le=100, description="Attempts before a message is dead.")
@@ -136,7 +137,7 @@ class WebhookTarget(BaseModel):
     @classmethod
     def _some_state(cls, states: frozenset[AlertState]) -> frozenset[AlertState]:
         if not states:
-            raise ValueError("must name at least one of opened, escalated, resolved")
+            raise ValueError("must name at least one of opened, escalated, deescalated, resolved")
         return states
 
     @model_validator(mode="after")
@@ -149,10 +150,16 @@ class WebhookTarget(BaseModel):
         return self
 
     def accepts(self, alert: StallAlert) -> bool:
-        """Whether this target is notified of ``alert`` (state and severity filters)."""
-        return (
-            alert.state in self.states and _SEVERITY_RANK[alert.severity] >= _SEVERITY_RANK[self.min_severity]
+        """Whether this target is notified of ``alert`` (state and severity filters).
+
+        The severity that counts is the higher of before and after the transition, so a target
+        that only hears of critical alerts also hears when one of them is deescalated or resolved.
+        """
+        severity = max(
+            _SEVERITY_RANK[alert.severity],
+            _SEVERITY_RANK[alert.previous_severity] if alert.previous_severity else 0,
         )
+        return alert.state in self.states and severity >= _SEVERITY_RANK[self.min_severity]
 
     def backoff(self, failed_attempts: int) -> float:
         """Delay before the next attempt after ``failed_attempts`` failures: 1, 2, 4, ... capped at 60 s."""

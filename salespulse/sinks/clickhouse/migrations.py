@@ -57,8 +57,17 @@ def view_parameters(settings: Settings) -> dict[str, str]:
         if settings.clock == "wall"
         else f"(SELECT toDateTime64(max(occurred_at), 6, 'UTC') FROM {settings.clickhouse_database}.events)"
     )
+    # The stall thresholds (contract §6) as ClickHouse maps from open stage to days.
+    rules = settings.stall_rules()
+
+    def days_map(days: dict[str, int]) -> str:
+        return "map(" + ", ".join(f"'{stage}', toUInt32({int(value)})" for stage, value in days.items()) + ")"
+
     return {
         "now": now,
+        "idle_days": days_map(rules.idle_days),
+        "stage_days": days_map(rules.stage_days),
+        "overdue_critical_days": str(int(rules.overdue_critical_days)),
         "db": settings.clickhouse_database,
         "tz": settings.reporting_timezone,
         "currency": settings.reporting_currency,

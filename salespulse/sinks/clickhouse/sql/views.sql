@@ -40,7 +40,24 @@ WITH
             arrayMap(x -> x.5, history) AS stages,
             -- The final run of the current stage starts at run_start (1-based).
             arrayFirstIndex(s -> s != stages[-1], arrayReverse(stages)) AS first_other,
-            if(first_other = 0, 1, length(stages) - first_other + 2) AS run_start
+            if(first_other = 0, 1, length(stages) - first_other + 2) AS run_start,
+            -- Overdue (contract §6) holds from midnight after expected_close_date (reporting time
+            -- zone). pasts[i] is that moment for state i (NULL without a date).
+            arrayMap(x -> toTimeZone(toDateTime64(x.11 + 1, 6, '$tz'), 'UTC'), history) AS pasts,
+            -- links[j]: an overdue episode that holds in state j + 1 from its start reaches back
+            -- into state j (open, dated, already overdue before state j + 1 began).
+            arrayMap(
+                j -> ifNull(
+                    history[j].5 IN ('prospecting', 'qualified', 'proposal', 'negotiation')
+                    -- (greatest() skips NULLs: a state without a date is checked first.)
+                    AND isNotNull(pasts[j]) AND isNotNull(pasts[j + 1])
+                    AND greatest(history[j].1, pasts[j]) < history[j + 1].1
+                    AND pasts[j + 1] <= history[j + 1].1,
+                    0),
+                range(1, toUInt32(length(history)))) AS links,
+            arrayFirstIndex(x -> NOT x, arrayReverse(links)) AS first_break,
+            -- The first state of the unbroken overdue run that ends with the current state.
+            length(history) - if(first_break = 0, length(links), first_break - 1) AS overdue_start
         FROM histories
     )
 SELECT
@@ -60,7 +77,16 @@ SELECT
     history[run_start].6 AS stage_entered_by,
     history[-1].1 AS updated_at,
     arrayMax(arrayMap(s -> indexOf(['prospecting', 'qualified', 'proposal', 'negotiation', 'won'], s), stages))
-        AS highest_rank
+        AS highest_rank,
+    -- For the overdue rule (views_stalls.sql), what the history before "now" settles: when the
+    -- current state's date passed, since when the episode that ends in it has held, and whether
+    -- an earlier state of that episode was already overdue by more than the critical days.
+    pasts[-1] AS close_passed_at,
+    if(isNull(pasts[overdue_start]), NULL, greatest(history[overdue_start].1, pasts[overdue_start])) AS overdue_since,
+    arrayExists(
+        j -> j >= overdue_start AND isNotNull(pasts[j])
+            AND greatest(history[j].1, pasts[j] + toIntervalDay($overdue_critical_days)) < history[j + 1].1,
+        range(1, toUInt32(length(history)))) AS overdue_was_critical
 FROM shaped;
 
 -- Deals with their team and region (the owner's, on the day of the current state) and the
