@@ -98,6 +98,8 @@ def deal_state(record: dict[str, Any], instant: int) -> dict[str, Any] | None:
         return None
     state = {name: values[name] for name in DEAL_FIELDS if name in values}
     state.setdefault("amount", "0")
+    if "currency" not in state and "default_currency" in values:
+        state["currency"] = values["default_currency"]  # the source's currency (sources file)
     return {
         "event_type": "deal",
         "occurred_at": iso_ms(instant),

@@ -14,6 +14,7 @@ purpose; a refused request (401, 404, 400, 413) publishes nothing.
 
 import base64
 import binascii
+import dataclasses
 import hashlib
 import hmac
 import logging
@@ -25,6 +26,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from salespulse.assembly.changes import Change
 from salespulse.gateway.adapters import hubspot, pipedrive, salesforce
 from salespulse.gateway.adapters.common import Rejected, Translation
 from salespulse.gateway.publishing import Outgoing
@@ -108,10 +110,20 @@ def dead_letter(kind: str, source: Source, rejected: Rejected) -> tuple[str, byt
     return f"webhook|{source.name}|{digest[:24]}", orjson.dumps(body)
 
 
+def with_default_currency(change: Change, source: Source) -> Change:
+    """A deal change carries the source's currency as the default for a CRM that does not say."""
+    if change.kind != "deal" or not source.currency or "default_currency" in change.fields:
+        return change
+    return dataclasses.replace(change, fields={**change.fields, "default_currency": source.currency})
+
+
 def outgoing_of(
     kind: str, source: Source, translation: Translation, changes_topic: str, dlq_topic: str
 ) -> list[Outgoing]:
-    messages = [Outgoing(changes_topic, change.key, change.encode()) for change in translation.changes]
+    messages = [
+        Outgoing(changes_topic, change.key, with_default_currency(change, source).encode())
+        for change in translation.changes
+    ]
     for rejected in translation.rejected:
         key, value = dead_letter(kind, source, rejected)
         messages.append(Outgoing(dlq_topic, key, value))

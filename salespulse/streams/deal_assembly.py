@@ -66,7 +66,7 @@ def add_deal_assembly(app: faust.App, settings: Settings, metrics: Metrics) -> T
                 log.warning("skipping a message on %s that is not a change record: %s", topics.changes, error)
                 continue
             key = change.key.encode()
-            merged = merge(table[key], change)
+            merged = merge(table.get(key), change)
             for event in merged.events:
                 event_key = message_key(event["event_type"], event)
                 await outputs[change.kind].send(

@@ -96,7 +96,33 @@ def translate(body: bytes, source: Source, max_items: int) -> Translation:
             result.ignored.append(Ignored(index, change))
         else:
             result.changes.append(change)
+    result.changes = coalesce(result.changes)
     return result
+
+
+def coalesce(changes: list[Change]) -> list[Change]:
+    """One change per object and instant of a request: HubSpot sends a creation as one event per
+    property, usually in one request; merged, the object's state at that instant is whole at once
+    (an activity is emitted with all of it, a deal state is not emitted half-made first). The id of
+    a merged change is a digest of its events' ids, so a retried request is still recognised."""
+    groups: dict[tuple[str, str, int], list[Change]] = {}
+    for change in changes:
+        groups.setdefault((change.kind, change.object_id, change.occurred_at_ms), []).append(change)
+    merged = []
+    for members in groups.values():
+        if len(members) == 1:
+            merged.append(members[0])
+            continue
+        fields: dict[str, Any] = {}
+        for member in sorted(members, key=lambda m: m.change_id):
+            fields.update(member.fields)
+        ids = "|".join(sorted(member.change_id for member in members))
+        change_id = "hubspot:" + hashlib.sha256(ids.encode()).hexdigest()[:32]
+        first = members[0]
+        merged.append(
+            Change(first.source, first.kind, first.object_id, change_id, first.occurred_at_ms, fields)
+        )
+    return merged
 
 
 def _kind(event: dict[str, Any]) -> str | None:
