@@ -434,6 +434,11 @@ class Settings(BaseSettings):
     ingest_tokens_file: Path | None = Field(
         default=None, description="File of name=token lines (# comments), read at start-up."
     )
+    ingest_sources_file: Path | None = Field(
+        default=None,
+        description="TOML file of the CRM sources of /v1/webhooks/<kind>/<source> (credentials and value "
+        "maps; docs/crm/). Without it the webhook endpoints answer 404.",
+    )
     ingest_max_events: int = Field(
         default=1000, ge=1, le=100_000, description="Most events or records in one request (else 413)."
     )
