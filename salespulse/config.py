@@ -660,16 +660,24 @@ def load_ingest_tokens_file(path: Path) -> dict[str, str]:
     return parse_ingest_tokens(text, f"gateway tokens file {path}")
 
 
+def read_toml_file(path: Path, what: str) -> dict[str, Any]:
+    """The TOML document at ``path``; a ValueError names ``what`` it is, the file and the problem.
+
+    The one reader of salespulse's TOML files (stall rules, CSV mappings, CRM sources).
+    """
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(f"{what} {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"cannot read {what} {path}: {error}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"{what} {path} is not valid TOML: {error}") from None
+
+
 def load_rules_file(path: Path) -> dict[str, Any]:
     """Read and check a stall rules file (TOML); every error names the file and the key."""
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ValueError(f"stall rules file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ValueError(f"cannot read stall rules file {path}: {error}") from None
-    except tomllib.TOMLDecodeError as error:
-        raise ValueError(f"stall rules file {path} is not valid TOML: {error}") from None
+    data = read_toml_file(path, "stall rules file")
     known = {"idle_days", "stage_days", "overdue_critical_days", "webhooks"}
     unknown = set(data) - known
     if unknown:

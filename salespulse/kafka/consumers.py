@@ -61,6 +61,17 @@ async def read_to_end(
     return records
 
 
+async def existing_partitions(consumer: AIOKafkaConsumer, topics: list[str]) -> list[TopicPartition]:
+    """The partitions of those ``topics`` that exist, in topic and partition order."""
+    existing = await consumer.topics()
+    return [
+        TopicPartition(topic, partition)
+        for topic in topics
+        if topic in existing
+        for partition in sorted(consumer.partitions_for_topic(topic) or ())
+    ]
+
+
 async def read_topics(
     bootstrap: str, topics: list[str], quiet_ms: int = 500, max_seconds: float | None = None
 ) -> dict[str, list[ConsumerRecord[bytes, bytes]]]:
@@ -72,13 +83,7 @@ async def read_topics(
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
     await consumer.start()
     try:
-        existing = await consumer.topics()
-        partitions = [
-            TopicPartition(topic, partition)
-            for topic in topics
-            if topic in existing
-            for partition in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
+        partitions = await existing_partitions(consumer, topics)
         records: dict[str, list[ConsumerRecord[bytes, bytes]]] = {topic: [] for topic in topics}
         if not partitions:
             return records

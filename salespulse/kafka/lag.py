@@ -7,7 +7,7 @@ that last batch, which costs one small fetch per partition, not a read of the pa
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from salespulse.kafka.consumers import read_to_end
+from salespulse.kafka.consumers import existing_partitions, read_to_end
 
 
 async def true_end_offsets(bootstrap: str, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
@@ -34,13 +34,7 @@ async def group_lag(bootstrap: str, group: str, topics: list[str]) -> dict[Topic
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
     await consumer.start()  # never subscribes: it only reads the group's committed offsets
     try:
-        existing = await consumer.topics()
-        partitions = [
-            TopicPartition(topic, partition)
-            for topic in topics
-            if topic in existing
-            for partition in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
+        partitions = await existing_partitions(consumer, topics)
         if not partitions:
             return {}
         committed = {partition: await consumer.committed(partition) or 0 for partition in partitions}

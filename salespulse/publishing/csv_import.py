@@ -26,7 +26,6 @@ it; rows it rejects are listed with its reason, the others are published.
 
 import csv
 import re
-import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -38,7 +37,7 @@ import orjson
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from salespulse.config import Settings
+from salespulse.config import Settings, read_toml_file
 from salespulse.kafka.producer import TopicPublisher, message_key
 from salespulse.schemas.decoding import Decoder, Rejection
 
@@ -79,13 +78,9 @@ class CsvMapping:
 def load_mapping(path: Path) -> CsvMapping:
     """Read and check a mapping file; every error names the file and the key."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise MappingError(f"mapping file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise MappingError(f"cannot read mapping file {path}: {error}") from None
-    except tomllib.TOMLDecodeError as error:
-        raise MappingError(f"mapping file {path} is not valid TOML: {error}") from None
+        data = read_toml_file(path, "mapping file")
+    except ValueError as error:
+        raise MappingError(str(error)) from None
     unknown = set(data) - _KNOWN_KEYS
     if unknown:
         raise MappingError(
