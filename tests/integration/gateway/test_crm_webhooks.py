@@ -150,7 +150,8 @@ def sources_file(path: Path) -> Path:
 
 
 def bodies(crm: str, rng: random.Random, shuffled: bool) -> list[bytes]:
-    """The CRM's requests as bodies; shuffled: events re-ordered across requests too."""
+    """The CRM's requests as bodies; shuffled: events re-ordered across requests too, and HubSpot's
+    call and meeting deal links (events of their own) last, after everything else of the activity."""
     if crm == "pipedrive":
         items: list[Any] = pipedrive.requests()
         if shuffled:
@@ -161,8 +162,11 @@ def bodies(crm: str, rng: random.Random, shuffled: bool) -> list[bytes]:
         return [orjson.dumps(request) for request in requests]
     events = [event for request in requests for event in request]
     rng.shuffle(events)
+    links = [event for event in events if event.get("toObjectTypeId") == "0-3"]
+    events = [event for event in events if event not in links]
     cuts = sorted(rng.sample(range(1, len(events)), min(5, len(events) - 1)))
-    return [orjson.dumps(events[a:b]) for a, b in zip([0, *cuts], [*cuts, len(events)], strict=True)]
+    cut = [events[a:b] for a, b in zip([0, *cuts], [*cuts, len(events)], strict=True)]
+    return [orjson.dumps(part) for part in cut + ([links] if links else [])]
 
 
 def post(gateway: GatewayProcess, crm: str, source: str, body: bytes) -> Answer:
