@@ -109,7 +109,9 @@ def add_deal_assembly(app: faust.App, settings: Settings, metrics: Metrics) -> T
                             "object_id": change.object_id,
                         }
                     )
-            elif change.kind != "deal" and settle.get(key) is not None:
+            elif change.kind != "deal" and merged.events and settle.get(key) is not None:
+                # Emitted (or re-sent, so emitted before): nothing waits any more. A redelivery of a
+                # waiting activity's change emits nothing and keeps its deadline.
                 del settle[key]
                 release_sent.pop(key, None)
             result = (
