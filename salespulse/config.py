@@ -300,6 +300,13 @@ class Settings(BaseSettings):
     flush_interval_seconds: float = Field(default=0.25, gt=0, le=60)  # freshness p95 < 1 s at 1,000/s
     max_batch_events: int = Field(default=20_000, ge=1, le=1_000_000)
     max_event_bytes: int = Field(default=65_536, ge=256, le=10_000_000)
+    crm_activity_settle_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=86_400,
+        description="Longest wait of a complete CRM call or meeting for its deal link when the CRM sends the "
+        "link as its own event (HubSpot associations); then it is emitted without a deal (docs/crm/hubspot.md).",
+    )
 
     # --- Web ----------------------------------------------------------------------------------
     web_host: str = "127.0.0.1"

@@ -5,6 +5,15 @@ A change says: at ``occurred_at_ms`` (the CRM's clock), these contract fields of
 mapped to the contract (stage, rep_id, outcome, ...): mapping happens in the gateway, where an
 unmapped value is refused before anything is published. ``change_id`` is derived from the CRM's
 own identifiers of the change, so a redelivered webhook yields the same change and is merged once.
+
+Two refinements for activities (calls, visits), which are emitted once (merge.py):
+
+- ``awaits`` names fields the CRM sends apart from the object's other properties (HubSpot: a call's
+  or meeting's deal association is its own webhook event, possibly in a later request). A complete
+  activity is not emitted until each awaited field was mentioned by some change (a value or None),
+  or until the settle window passes.
+- A ``release`` change is what the worker's settle timer writes when that window has passed: it
+  carries no fields and makes the waiting activity be emitted with what is known.
 """
 
 from dataclasses import dataclass, field
@@ -26,6 +35,8 @@ class Change:
     change_id: str  # deterministic: the CRM's identifiers of this change
     occurred_at_ms: int  # when the change happened in the CRM, ms since the epoch
     fields: dict[str, Any] = field(default_factory=dict)  # contract field → value (None: cleared)
+    awaits: tuple[str, ...] = ()  # fields an activity waits for before it is emitted (see above)
+    release: bool = False  # the settle timer's release of an activity that waited long enough
 
     @property
     def key(self) -> str:
@@ -33,16 +44,20 @@ class Change:
         return record_key(self.source, self.kind, self.object_id)
 
     def encode(self) -> bytes:
-        return orjson.dumps(
-            {
-                "source": self.source,
-                "kind": self.kind,
-                "object_id": self.object_id,
-                "change_id": self.change_id,
-                "occurred_at_ms": self.occurred_at_ms,
-                "fields": self.fields,
-            }
-        )
+        body: dict[str, Any] = {
+            "source": self.source,
+            "kind": self.kind,
+            "object_id": self.object_id,
+            "change_id": self.change_id,
+            "occurred_at_ms": self.occurred_at_ms,
+            "fields": self.fields,
+        }
+        # Written only when set, so the records of changes without them stay as they were.
+        if self.awaits:
+            body["awaits"] = list(self.awaits)
+        if self.release:
+            body["release"] = True
+        return orjson.dumps(body)
 
     @classmethod
     def decode(cls, raw: bytes) -> "Change":
@@ -54,6 +69,9 @@ class Change:
         fields = body.get("fields")
         if not isinstance(occurred, int) or not isinstance(fields, dict):
             raise ValueError("a change record needs occurred_at_ms (int) and fields (object)")
+        awaits = body.get("awaits", [])
+        if not isinstance(awaits, list) or not all(isinstance(name, str) for name in awaits):
+            raise ValueError("a change record's awaits is a list of field names")
         return cls(
             str(body["source"]),
             body["kind"],
@@ -61,6 +79,8 @@ class Change:
             str(body["change_id"]),
             occurred,
             fields,
+            tuple(awaits),
+            body.get("release") is True,
         )
 
 

@@ -24,7 +24,17 @@ worker's ``salespulse_crm_changes_held_total`` counter shows them.
 
 **Activities** (calls, visits) are immutable in the contract: the first complete state (every
 required field known) is emitted once, with an event id derived from (source, kind, object); a
-later edit of the call in the CRM is not followed (it would be a redelivery of the same id).
+later edit of the call in the CRM is not followed (it would be a redelivery of the same id). The
+emitted event is kept in the record, so a redelivery re-sends exactly it.
+
+**Awaited links.** A CRM that sends an activity's deal link as its own event (HubSpot's
+association events) marks its changes as awaiting ``deal_id`` (``Change.awaits``). A complete
+activity then waits — *awaiting*, nothing emitted — until some change mentions ``deal_id`` (a
+deal, or None for a removed association), whatever order the events come in. An activity that
+has no deal never gets that change: the worker's settle timer writes a *release* change once the
+activity has waited the settle window (``SALESPULSE_CRM_ACTIVITY_SETTLE_SECONDS``), and the
+activity is emitted with what is known, unlinked. A link arriving after the release is too late
+(the activity is immutable) and changes nothing.
 """
 
 import hashlib
@@ -58,6 +68,8 @@ class Merged:
     events: list[dict[str, Any]] = field(default_factory=list)
     duplicate: bool = False
     held: bool = False
+    awaiting: bool = False  # a complete activity waiting for an awaited field (or its release)
+    released: bool = False  # a release change emitted the activity
 
 
 def iso_ms(epoch_ms: int) -> str:
@@ -135,7 +147,8 @@ def activity_event(record: dict[str, Any]) -> dict[str, Any] | None:
 def _current_events(record: dict[str, Any], change: Change) -> list[dict[str, Any]]:
     """The events already emitted for ``change`` (its instant and after), as they stand now."""
     if change.kind != "deal":
-        event = activity_event(record) if record["emitted"] else None
+        emitted = record["emitted"]
+        event = emitted.get("event") or (activity_event(record) if emitted else None)
         return [] if event is None else [event]
     events = []
     for instant in sorted({entry[0] for entry in record["changes"].values()}):
@@ -144,6 +157,12 @@ def _current_events(record: dict[str, Any], change: Change) -> list[dict[str, An
             event_id = bounded_id(f"{change.source}:deal:{change.object_id}:{instant}:{_digest(state)}")
             events.append({"event_id": event_id, **state})
     return events
+
+
+def awaited(record: dict[str, Any]) -> list[str]:
+    """The awaited fields of an activity that no change has mentioned yet."""
+    mentioned = {name for _, fields in record["changes"].values() for name in fields}
+    return [name for name in record.get("awaits", []) if name not in mentioned]
 
 
 def merge(stored: bytes | None, change: Change) -> Merged:
@@ -159,14 +178,22 @@ def merge(stored: bytes | None, change: Change) -> Merged:
             "emitted": {},
         }
     )
-    if change.change_id in record["changes"]:
+    if change.release:
+        if record["emitted"] or record.get("released") or not record["changes"]:
+            # Released twice (a redelivery, or the timers of two replicas), or the link came first.
+            return Merged(stored or orjson.dumps(record), _current_events(record, change), duplicate=True)
+        record["released"] = True
+    elif change.change_id in record["changes"]:
         # Sent again, not skipped: the record may have been saved (changelogged) while the events
         # of this change were lost in a crash before the broker acknowledged them. Same event_ids,
         # so downstream they are duplicates that change nothing.
         return Merged(stored or orjson.dumps(record), _current_events(record, change), duplicate=True)
-    record["changes"][change.change_id] = [change.occurred_at_ms, change.fields]
+    else:
+        record["changes"][change.change_id] = [change.occurred_at_ms, change.fields]
+        if change.awaits:
+            record["awaits"] = sorted({*record.get("awaits", []), *change.awaits})
     events: list[dict[str, Any]] = []
-    held = False
+    held = awaiting = False
     if change.kind == "deal":
         instants = sorted({entry[0] for entry in record["changes"].values()})
         for instant in instants:
@@ -186,7 +213,11 @@ def merge(stored: bytes | None, change: Change) -> Merged:
         event = activity_event(record)
         if event is None:
             held = True
+        elif awaited(record) and not record.get("released"):
+            held = awaiting = True
         else:
-            record["emitted"]["once"] = event["event_id"]
+            record["emitted"] = {"once": event["event_id"], "event": event}
             events.append(event)
-    return Merged(orjson.dumps(record), events, held=held)
+    return Merged(
+        orjson.dumps(record), events, held=held, awaiting=awaiting, released=change.release and bool(events)
+    )

@@ -17,6 +17,7 @@ import pytest
 
 from salespulse.runtime.ports import free_port
 from salespulse.runtime.waiting import wait_until
+from tests.fixtures.pipedrive import payloads as pipedrive
 from tests.oracle.scenario import build_scenario
 from tests.support.freshness import ORG, call_event
 from tests.support.pipeline import (
@@ -29,6 +30,7 @@ from tests.support.pipeline import (
     wait_consumed,
 )
 from tests.support.processes import Publisher, spawn_worker
+from tests.support.webhooks import post_webhook
 
 SCENARIO = build_scenario()
 
@@ -43,6 +45,7 @@ class Up:
         self.ingest_port = free_port()
         self.log_path = data_dir.parent / f"up-{data_dir.name}.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self.extra_env: dict[str, str] = {}  # more settings for `up` and its children
         # The view helpers only need the ports and topic prefix of the worker `up` runs.
         self.worker = spawn_worker(
             broker=f"127.0.0.1:{self.broker_port}",
@@ -63,6 +66,7 @@ class Up:
             "SALESPULSE_DATA_DIR",
         ):
             env.pop(name)  # `up` takes these from its flags
+        env.update(self.extra_env)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [
@@ -126,7 +130,22 @@ def test_sigterm_then_restart_on_the_same_data_dir_loses_nothing(up: Up) -> None
     assert up.sigterm() == 0
 
 
-def test_the_query_endpoint_serves_clickhouse_clients_and_refuses_writes(up: Up) -> None:
+PIPEDRIVE_AUTH = ("pipedrive", "pipedrive-hook-password")
+
+
+def test_the_query_endpoint_serves_clickhouse_clients_and_refuses_writes(up: Up, tmp_path: Path) -> None:
+    # A CRM source for the webhook check at the end (docs/crm/): `up` hands the file to its gateway.
+    sources = tmp_path / "sources.toml"
+    maps = "\n".join(
+        f"[sources.pipedrive-e2e.{table}]\n"
+        + "\n".join(f"{orjson.dumps(k).decode()} = {orjson.dumps(v).decode()}" for k, v in mapping.items())
+        for table, mapping in pipedrive.SOURCE_MAPS.items()
+    )
+    sources.write_text(
+        f'[sources.pipedrive-e2e]\nkind = "pipedrive"\nbasic_auth = "{":".join(PIPEDRIVE_AUTH)}"\n'
+        f'id_prefix = "pd-"\ncurrency = "USD"\n{maps}\n'
+    )
+    up.extra_env = {"SALESPULSE_INGEST_SOURCES_FILE": str(sources)}
     up.start()
     publisher = Publisher(up.worker.broker, "crm.")
     sent = publish_org(publisher, SCENARIO.org) + publish_events(publisher, SCENARIO.events[:300])
@@ -199,6 +218,16 @@ def test_the_query_endpoint_serves_clickhouse_clients_and_refuses_writes(up: Up)
     )
     answer = wait_until(lambda: _post_json(request), 30, "the gateway to accept an event")
     assert answer == {"accepted": 1, "rejected": []}
+    # A CRM webhook (a Pipedrive deal created): refused without its credentials, accepted with
+    # them, and assembled by the worker of `up` into a deal event that reaches the views.
+    hook = f"{gateway}/v1/webhooks/pipedrive/pipedrive-e2e"
+    created = orjson.dumps(pipedrive.requests()[0])
+    assert post_webhook(hook, created, basic=(PIPEDRIVE_AUTH[0], "wrong-password")).status == 401
+    accepted = post_webhook(hook, created, basic=PIPEDRIVE_AUTH)
+    assert (accepted.status, accepted.body["accepted"], accepted.body["rejected"]) == (200, 1, []), accepted
+    deal = "SELECT stage, rep_id, customer_id, toString(amount) FROM deals_current WHERE deal_id = 'pd-311'"
+    rows = wait_until(lambda: client.query(deal).result_rows, 60, "the webhook's deal in deals_current")
+    assert rows == [("prospecting", "rep-01", "pd-41", "10000")]
     assert up.sigterm() == 0
     # The page stopped with everything else.
     with pytest.raises(OSError):

@@ -15,9 +15,17 @@ What becomes of what:
 - meeting properties ``hs_timestamp``, ``hs_meeting_start_time``/``hs_meeting_end_time`` (the
   duration), ``hs_meeting_outcome`` (meeting_outcomes map), ``hubspot_owner_id``;
 - association changes ``<X>_TO_COMPANY`` → customer_id, ``<X>_TO_DEAL`` → deal_id of a call
-  or meeting (``associationRemoved`` clears it).
+  or meeting (``associationRemoved`` clears it). Legacy subscriptions (``deal.associationChange``)
+  name the pair in ``associationType`` (``DEAL_TO_COMPANY``); generic ones
+  (``object.associationChange``) give ``fromObjectTypeId`` and ``toObjectTypeId`` (``0-48`` call,
+  ``0-47`` meeting, ``0-3`` deal, ``0-2`` company) beside ``fromObjectId``/``toObjectId`` and an
+  ``associationTypeId``; both shapes are read.
 Creation events carry no properties (the properties follow as property changes) and are
 ignored, like deletions and properties salespulse does not use.
+
+A call's or meeting's deal link is its own event, and may come in a later request than the
+rest: every call and meeting change says it awaits ``deal_id``, so the assembly waits for the
+link (or the settle window) before emitting the activity (salespulse.assembly.merge).
 
 The change id is (portalId, subscriptionId, eventId, objectId, propertyName, occurredAt), so a
 redelivered event is the same change.
@@ -49,6 +57,10 @@ from salespulse.gateway.sources import Source, Unmapped
 MAX_SIGNATURE_AGE_MS = 5 * 60 * 1000
 OBJECT_TYPE_IDS = {"0-3": "deal", "0-48": "call", "0-47": "visit"}
 ASSOCIATION_KINDS = {"DEAL": "deal", "CALL": "call", "MEETING": "visit", "MEETING_EVENT": "visit"}
+# Generic association events name the two objects by type id; the pair is spelled like the legacy
+# associationType so both shapes are read alike.
+ASSOCIATION_TYPE_NAMES = {"0-3": "DEAL", "0-48": "CALL", "0-47": "MEETING_EVENT", "0-2": "COMPANY"}
+ACTIVITY_AWAITS = ("deal_id",)  # sent as its own association event, possibly later
 DIRECTIONS = {"INBOUND": "inbound", "OUTBOUND": "outbound"}
 
 
@@ -119,8 +131,9 @@ def coalesce(changes: list[Change]) -> list[Change]:
         ids = "|".join(sorted(member.change_id for member in members))
         change_id = "hubspot:" + hashlib.sha256(ids.encode()).hexdigest()[:32]
         first = members[0]
+        awaits = tuple(sorted({name for member in members for name in member.awaits}))
         merged.append(
-            Change(first.source, first.kind, first.object_id, change_id, first.occurred_at_ms, fields)
+            Change(first.source, first.kind, first.object_id, change_id, first.occurred_at_ms, fields, awaits)
         )
     return merged
 
@@ -149,7 +162,8 @@ def _change(event: dict[str, Any], source: Source) -> Change | str:
     fields = _fields(kind, name, event.get("propertyValue"), source)
     if fields is None:
         return f"property '{name}' of a {kind} is not used by salespulse"
-    return Change(source.name, kind, object_id, _change_id(event, name), occurred, fields)  # type: ignore[arg-type]
+    awaits = () if kind == "deal" else ACTIVITY_AWAITS
+    return Change(source.name, kind, object_id, _change_id(event, name), occurred, fields, awaits)  # type: ignore[arg-type]
 
 
 def _change_id(event: dict[str, Any], name: str) -> str:
@@ -203,8 +217,17 @@ def _fields(kind: str, name: str, value: Any, source: Source) -> dict[str, Any] 
     return None
 
 
+def _association_name(event: dict[str, Any]) -> str:
+    """``<FROM>_TO_<TO>``: the legacy associationType, or the generic event's two type ids."""
+    if "fromObjectTypeId" not in event and "toObjectTypeId" not in event:
+        return str(event.get("associationType", ""))
+    from_id, to_id = str(event.get("fromObjectTypeId")), str(event.get("toObjectTypeId"))
+    # An object type salespulse does not use keeps its id, so the ignore reason names it.
+    return f"{ASSOCIATION_TYPE_NAMES.get(from_id, from_id)}_TO_{ASSOCIATION_TYPE_NAMES.get(to_id, to_id)}"
+
+
 def _association(event: dict[str, Any], source: Source, occurred: int) -> Change | str:
-    association = str(event.get("associationType", ""))
+    association = _association_name(event)
     from_type, _, to_type = association.partition("_TO_")
     kind = ASSOCIATION_KINDS.get(from_type)
     if kind is None or to_type not in ("COMPANY", "DEAL") or (kind == "deal" and to_type == "DEAL"):
@@ -214,4 +237,6 @@ def _association(event: dict[str, Any], source: Source, occurred: int) -> Change
     field = "customer_id" if to_type == "COMPANY" else "deal_id"
     object_id = source.ids(text_id(event.get("fromObjectId"), "fromObjectId"))
     change_id = _change_id({**event, "objectId": event.get("fromObjectId")}, f"{association}:{target}")
-    return Change(source.name, kind, object_id, change_id, occurred, {field: None if removed else target})  # type: ignore[arg-type]
+    awaits = () if kind == "deal" else ACTIVITY_AWAITS
+    fields = {field: None if removed else target}
+    return Change(source.name, kind, object_id, change_id, occurred, fields, awaits)  # type: ignore[arg-type]

@@ -54,3 +54,50 @@ def test_an_activity_is_emitted_once_when_complete() -> None:
         ("hs:call:7301", "call", "2026-03-02T09:00:00.000Z")
     ]
     assert merge(whole.record, call("3", outcome="busy")).events == []
+
+
+def hubspot_call(change_id: str, *, release: bool = False, **fields: object) -> Change:
+    return Change("hs", "call", "7301", change_id, T1, dict(fields), ("deal_id",), release)
+
+
+WHOLE_CALL = {
+    "occurred_at_ms": T1,
+    "rep_id": "rep-01",
+    "customer_id": "acme",
+    "direction": "outbound",
+    "duration_seconds": 300,
+    "outcome": "connected",
+}
+
+
+def test_an_activity_that_awaits_its_deal_link_is_emitted_with_it_whenever_it_comes() -> None:
+    complete = merge(None, hubspot_call("props", **WHOLE_CALL))
+    assert complete.awaiting and complete.held and complete.events == []
+    linked = merge(complete.record, hubspot_call("link", deal_id="9001"))
+    assert not linked.awaiting
+    assert [(e["event_id"], e["deal_id"], e["outcome"]) for e in linked.events] == [
+        ("hs:call:7301", "9001", "connected")
+    ]
+    # The link first, then the rest: the same event.
+    first = merge(
+        merge(None, hubspot_call("link", deal_id="9001")).record, hubspot_call("props", **WHOLE_CALL)
+    )
+    assert first.events == linked.events
+    # Redelivered, or released after the link: the emitted event again, unchanged.
+    assert merge(linked.record, hubspot_call("props", **WHOLE_CALL)).events == linked.events
+    late_release = merge(linked.record, hubspot_call("release", release=True))
+    assert late_release.duplicate and not late_release.released and late_release.events == linked.events
+
+
+def test_a_released_activity_is_emitted_unlinked_and_a_later_link_changes_nothing() -> None:
+    complete = merge(None, hubspot_call("props", **WHOLE_CALL))
+    released = merge(complete.record, hubspot_call("release", release=True))
+    assert released.released and not released.awaiting
+    assert [(e["event_id"], "deal_id" in e) for e in released.events] == [("hs:call:7301", False)]
+    assert merge(released.record, hubspot_call("release", release=True)).events == released.events
+    late_link = merge(released.record, hubspot_call("link", deal_id="9001"))
+    assert late_link.events == [] and not late_link.awaiting
+    assert merge(late_link.record, hubspot_call("props", **WHOLE_CALL)).events == released.events
+    # A removed association is a known link (no deal): emitted at once.
+    removed = merge(complete.record, hubspot_call("unlink", deal_id=None))
+    assert [("deal_id" in e) for e in removed.events] == [False]

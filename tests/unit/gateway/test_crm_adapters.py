@@ -124,3 +124,29 @@ def test_pipedrive_deal_status_wins_over_the_stage_and_an_undone_activity_has_no
         and meeting.fields["outcome"] is None
         and meeting.fields["duration_minutes"] == 45
     )
+
+
+def test_hubspot_reads_legacy_and_generic_association_events_and_activities_await_their_deal() -> None:
+    common = {"subscriptionId": 5, "portalId": 3, "occurredAt": 2000, "associationRemoved": False}
+    events = [
+        {**common, "eventId": 1, "subscriptionType": "deal.associationChange",
+         "associationType": "DEAL_TO_COMPANY", "fromObjectId": 9, "toObjectId": 51},
+        {**common, "eventId": 2, "subscriptionType": "object.associationChange", "associationTypeId": 206,
+         "fromObjectTypeId": "0-48", "fromObjectId": 73, "toObjectTypeId": "0-3", "toObjectId": 9},
+        {**common, "eventId": 3, "subscriptionType": "object.associationChange", "associationTypeId": 212,
+         "fromObjectTypeId": "0-47", "fromObjectId": 74, "toObjectTypeId": "0-3", "toObjectId": 9,
+         "associationRemoved": True},
+        {**common, "eventId": 4, "subscriptionType": "object.associationChange", "associationTypeId": 3,
+         "fromObjectTypeId": "0-3", "fromObjectId": 9, "toObjectTypeId": "0-1", "toObjectId": 11},
+        {**common, "eventId": 5, "subscriptionType": "object.propertyChange", "objectTypeId": "0-48",
+         "objectId": 73, "propertyName": "hs_call_duration", "propertyValue": "61500"},
+    ]  # fmt: skip
+    result = hubspot.translate(orjson.dumps(events), source("hubspot", id_prefix="hs-"), 100)
+    assert sorted((c.kind, c.object_id, c.fields, c.awaits) for c in result.changes) == [
+        ("call", "hs-73", {"deal_id": "hs-9", "duration_seconds": 61}, ("deal_id",)),
+        ("deal", "hs-9", {"customer_id": "hs-51"}, ()),
+        ("visit", "hs-74", {"deal_id": None}, ("deal_id",)),
+    ]
+    assert [(i.index, i.reason) for i in result.ignored] == [
+        (3, "association DEAL_TO_0-1 is not used by salespulse")
+    ]
