@@ -145,28 +145,41 @@ class Gateway:
         try:
             return split_body(body, request.content_type, self.settings.ingest_max_events)
         except BatchRefused as refused:
-            if refused.status == 413:
-                self._too_large(refused.message, refused.error, "SALESPULSE_INGEST_MAX_EVENTS")
-            self.metrics.refused.labels(refused.error).inc()
-            raise _Refusal(_error(400, refused.error, refused.message)) from None
+            self._refuse_batch(refused)
 
-    async def _publish(
-        self, source: str, outgoing: list[Outgoing], types: list[str], rejected: list[dict[str, Any]]
-    ) -> web.Response:
+    def _refuse_batch(self, refused: BatchRefused) -> NoReturn:
+        if refused.status == 413:
+            self._too_large(refused.message, refused.error, "SALESPULSE_INGEST_MAX_EVENTS")
+        self.metrics.refused.labels(refused.error).inc()
+        raise _Refusal(_error(400, refused.error, refused.message)) from None
+
+    async def _send(self, outgoing: list[Outgoing], source: str, resend_advice: str) -> None:
+        """Publish and wait for every acknowledgement; a broker that fails is a 503 with the advice."""
         try:
             seconds = await self.producer.publish(outgoing)
         except BrokerUnavailable as unavailable:
             self.metrics.broker_errors.inc()
-            log.warning("answering 503 to '%s': %s", source, unavailable)
-            return _error(
-                503,
-                "broker_unavailable",
-                f"{unavailable}; some events of this request may already be on Kafka: resend the whole "
-                "request, which is always safe (event_ids make redelivery harmless)",
-                {"Retry-After": str(RETRY_AFTER_SECONDS)},
-            )
+            log.warning("answering 503 to source '%s': %s", source, unavailable)
+            raise _Refusal(
+                _error(
+                    503,
+                    "broker_unavailable",
+                    f"{unavailable}; {resend_advice}",
+                    {"Retry-After": str(RETRY_AFTER_SECONDS)},
+                )
+            ) from None
         if outgoing:
             self.metrics.publish_seconds.observe(seconds)
+
+    async def _publish(
+        self, source: str, outgoing: list[Outgoing], types: list[str], rejected: list[dict[str, Any]]
+    ) -> web.Response:
+        await self._send(
+            outgoing,
+            source,
+            "some events of this request may already be on Kafka: resend the whole request, "
+            "which is always safe (event_ids make redelivery harmless)",
+        )
         for record_type in types:
             self.metrics.accepted.labels(record_type, source).inc()
         return _json({"accepted": len(outgoing), "rejected": rejected})
@@ -250,24 +263,11 @@ class Gateway:
         try:
             translation = ADAPTERS[kind](body, source, self.settings.ingest_max_events)
         except BatchRefused as refused:
-            if refused.status == 413:
-                self._too_large(refused.message, refused.error, "SALESPULSE_INGEST_MAX_EVENTS")
-            self.metrics.refused.labels(refused.error).inc()
-            raise _Refusal(_error(400, refused.error, refused.message)) from None
+            self._refuse_batch(refused)
         outgoing = outgoing_of(kind, source, translation, self.topics.changes, self.topics.dlq)
-        try:
-            seconds = await self.producer.publish(outgoing)
-        except BrokerUnavailable as unavailable:
-            self.metrics.broker_errors.inc()
-            log.warning("answering 503 to source '%s': %s", name, unavailable)
-            return _error(
-                503,
-                "broker_unavailable",
-                f"{unavailable}; resend the request (redelivered changes are recognised by their ids)",
-                {"Retry-After": str(RETRY_AFTER_SECONDS)},
-            )
-        if outgoing:
-            self.metrics.publish_seconds.observe(seconds)
+        await self._send(
+            outgoing, name, "resend the request (redelivered changes are recognised by their ids)"
+        )
         for change in translation.changes:
             self.metrics.accepted.labels(f"{change.kind}_change", name).inc()
         for rejected in translation.rejected:

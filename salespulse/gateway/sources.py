@@ -7,12 +7,12 @@ guessed: the item is rejected with a reason and goes to the DLQ. The format is d
 docs/crm/ and shown in examples/sources.toml.
 """
 
-import tomllib
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from salespulse.config import read_toml_file
 from salespulse.schemas.events import FUNNEL_STAGES
 
 SourceKind = Literal["hubspot", "salesforce", "pipedrive"]
@@ -145,10 +145,7 @@ def _check_outcomes(outcomes: dict[str, str], allowed: tuple[str, ...]) -> dict[
 
 def load_sources(path: Path) -> dict[str, Source]:
     """Every source of the file, by name; raises ValueError naming the source and the problem."""
-    try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as error:
-        raise ValueError(f"cannot read the sources file {path}: {error}") from None
+    document = read_toml_file(path, "sources file")
     tables = document.get("sources")
     if not isinstance(tables, dict) or not tables:
         raise ValueError(f"the sources file {path} has no [sources.<name>] tables")
