@@ -37,6 +37,9 @@ WITH
             ('new_customers', toDecimal128(new_customers, 4))
         ] AS m
         WHERE m.1 IN (SELECT DISTINCT metric FROM $db.targets)
+          -- Only days inside some target's period can count: read only those.
+          AND day >= (SELECT min(period_start) FROM $db.targets)
+          AND day < (SELECT max(period_end) FROM $db.targets)
     ),
     actuals AS
     (
@@ -191,21 +194,15 @@ WITH
     ),
     activity AS
     (
+        -- The live table customer_live: each customer's latest contact, first and latest activity.
         SELECT
             customer_id,
-            maxIf(occurred_at, is_contact) AS contacted_at,
-            countIf(is_contact) AS contacts,
-            min(occurred_at) AS first_seen_at,
-            argMax(rep_id, (occurred_at, event_id)) AS rep_id
-        FROM
-        (
-            SELECT customer_id, occurred_at, event_id, rep_id,
-                   (event_type = 'visit' AND visit_outcome = 'completed')
-                   OR (event_type = 'call' AND call_outcome = 'connected') AS is_contact
-            FROM $db.events_final
-            WHERE customer_id IN (SELECT customer_id FROM customers)
-        )
-        GROUP BY customer_id
+            last_contact_at AS contacted_at,
+            contacted AS contacts,
+            first_activity.1 AS first_seen_at,
+            latest_activity.3 AS rep_id
+        FROM $db.customer_live FINAL
+        WHERE customer_id IN (SELECT customer_id FROM customers)
     ),
     due AS
     (
