@@ -324,11 +324,14 @@ class LiveTables:
         rows = f"{db}.events_by_deal FINAL WHERE event_type = 'deal' AND deal_id IN (SELECT deal_id FROM cell_rows)"
         self._command(_DEAL_CELLS.format(db=db, cells=cells, history=_DEAL_HISTORY.format(rows=rows)))
 
-    def rebuild(self, progress: Callable[[int, int], None] | None = None) -> None:
+    def rebuild(self, from_scratch: bool = False, progress: Callable[[int, int], None] | None = None) -> None:
         """Recompute every key-ordered and live row from ``events``.
 
-        Not safe while workers write: it empties the tables first (a change of time zone moves
-        rows to other days), so rows a worker writes meanwhile may be lost. Stop workers first.
+        Safe while workers write, unless ``from_scratch``: it only adds rows (the key-ordered
+        ones collapse with those already there) and its recomputations read everything stored,
+        so their versions are at least those of any worker's concurrent one. ``from_scratch``
+        empties the tables first, as a change of time zone needs (rows move to other days):
+        events written meanwhile may then be missing until a rebuild runs again with workers stopped.
         """
         db = self.db
         steps = 2 + 2 * REBUILD_BUCKETS
@@ -340,8 +343,9 @@ class LiveTables:
             if progress is not None:
                 progress(done, steps)
 
-        for table in (*KEYED_TABLES, *LIVE_TABLES):
-            self.client.command(f"TRUNCATE TABLE IF EXISTS {db}.{table}")
+        if from_scratch:
+            for table in (*KEYED_TABLES, *LIVE_TABLES):
+                self.client.command(f"TRUNCATE TABLE IF EXISTS {db}.{table}")
         cell_columns = ", ".join(CELL_COLUMNS)
         deal_columns = ", ".join(DEAL_COLUMNS)
         self.client.command(

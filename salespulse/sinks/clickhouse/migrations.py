@@ -114,7 +114,7 @@ def _keep_live_tables_current(client: Client, settings: Settings, fresh: bool) -
     has_events = int(str(client.command(f"SELECT count() > 0 FROM {db}.events"))) == 1
     if has_events and (fresh or built_in != tz):
         log.warning("rebuilding the live tables (%s)", "new" if fresh else f"time zone {built_in} -> {tz}")
-        LiveTables(client, settings).rebuild()
+        LiveTables(client, settings).rebuild(from_scratch=not fresh)
     if built_in != tz:
         client.insert(
             "live_settings",
