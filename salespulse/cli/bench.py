@@ -23,6 +23,14 @@ def bench(
             help="Only the ingestion gateway: events/s beside direct publishing, latency at 1,000/s.",
         ),
     ] = False,
+    views: Annotated[
+        bool,
+        typer.Option(
+            "--views",
+            help="Only the dashboard queries over generated histories (1M and 10M events, or --events): "
+            "live views beside the views computed from the raw events.",
+        ),
+    ] = False,
 ) -> None:
     """Measure throughput, freshness and memory, each beside a baseline measured in the same run."""
     from dataclasses import replace
@@ -41,6 +49,29 @@ def bench(
             fail(str(error))
         if output is not None:
             output.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
+        return
+
+    if views:
+        import tempfile
+
+        import orjson
+
+        from salespulse.bench.views_bench import DASHBOARD_QUERIES, run_views_bench
+
+        sizes = [events] if events is not None else ([100_000] if short else [1_000_000, 10_000_000])
+        all_figures = []
+        for size in sizes:
+            with tempfile.TemporaryDirectory(prefix="salespulse-views-") as workdir:
+                figures = run_views_bench(Path(workdir), size)
+            all_figures.append(figures.__dict__)
+            console.print(
+                f"[bold]{size:,} events[/]: generated in {figures.generate_seconds:.1f}s, "
+                f"live tables built in {figures.rebuild_seconds:.1f}s; median of 5, ms (live / before)"
+            )
+            for name in DASHBOARD_QUERIES:
+                console.print(f"  {name}: {figures.live_ms[name]:,.0f} / {figures.baseline_ms[name]:,.0f}")
+        if output is not None:
+            output.write_bytes(orjson.dumps(all_figures, option=orjson.OPT_INDENT_2))
         return
 
     from salespulse.bench.runner import BenchFailed, BenchOptions, run_bench
