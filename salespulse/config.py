@@ -29,7 +29,9 @@ from salespulse.schemas.events import OPEN_STAGES
 
 ENV_PREFIX = "SALESPULSE_"
 # Never echoed in error messages.
-SECRET_FIELDS = frozenset({"ui_token", "ui_basic_auth", "ui_clickhouse_url", "ingest_tokens"})
+SECRET_FIELDS = frozenset(
+    {"ui_token", "ui_basic_auth", "ui_clickhouse_url", "ingest_tokens", "broker_storage"}
+)
 _PATH_SEGMENT = re.compile(r"[A-Za-z0-9._~-]+")
 
 # Stall thresholds of contract §6, per open stage; the rules file and SALESPULSE_STALL_* override them.
@@ -49,7 +51,7 @@ class StallRules:
 
 
 WebhookKind = Literal["generic", "slack", "dingtalk", "wecom"]
-ALL_STATES: frozenset[AlertState] = frozenset({"opened", "escalated", "resolved"})
+ALL_STATES: frozenset[AlertState] = frozenset({"opened", "escalated", "deescalated", "resolved"})
 MAX_BACKOFF_SECONDS = 60.0
 _SEVERITY_RANK: dict[str, int] = {"warning": 0, "critical": 1}
 
@@ -98,7 +100,8 @@ class WebhookTarget(BaseModel):
     )
     min_severity: Severity = Field(default="warning", description="Least severity notified.")
     states: frozenset[AlertState] = Field(
-        default=ALL_STATES, description="Transitions notified: any of opened, escalated, resolved."
+        default=ALL_STATES,
+        description="Transitions notified: any of opened, escalated, deescalated, resolved.",
     )
     timeout_seconds: float = Field(default=5.0, gt=0, le=300, description="Longest wait for one request.")
     max_attempts: int = Field(default=5, ge=1, le=100, description="Attempts before a message is dead.")
@@ -134,7 +137,7 @@ class WebhookTarget(BaseModel):
     @classmethod
     def _some_state(cls, states: frozenset[AlertState]) -> frozenset[AlertState]:
         if not states:
-            raise ValueError("must name at least one of opened, escalated, resolved")
+            raise ValueError("must name at least one of opened, escalated, deescalated, resolved")
         return states
 
     @model_validator(mode="after")
@@ -147,10 +150,16 @@ class WebhookTarget(BaseModel):
         return self
 
     def accepts(self, alert: StallAlert) -> bool:
-        """Whether this target is notified of ``alert`` (state and severity filters)."""
-        return (
-            alert.state in self.states and _SEVERITY_RANK[alert.severity] >= _SEVERITY_RANK[self.min_severity]
+        """Whether this target is notified of ``alert`` (state and severity filters).
+
+        The severity that counts is the higher of before and after the transition, so a target
+        that only hears of critical alerts also hears when one of them is deescalated or resolved.
+        """
+        severity = max(
+            _SEVERITY_RANK[alert.severity],
+            _SEVERITY_RANK[alert.previous_severity] if alert.previous_severity else 0,
         )
+        return alert.state in self.states and severity >= _SEVERITY_RANK[self.min_severity]
 
     def backoff(self, failed_attempts: int) -> float:
         """Delay before the next attempt after ``failed_attempts`` failures: 1, 2, 4, ... capped at 60 s."""
@@ -235,6 +244,18 @@ class Settings(BaseSettings):
         "multi-record batches, which trips it.",
     )
 
+    broker_storage: str = Field(
+        default="memory://tansu/",
+        description="Storage of the embedded broker of `up` (a Tansu storage URL): memory://tansu/ (default, "
+        "lost when the broker process dies), s3://bucket/ or postgres://user:password@host/db.",
+    )
+    stop_drain_timeout_seconds: float = Field(
+        default=120.0,
+        ge=0,
+        le=86_400,
+        description="On a clean stop of `up`: longest wait for the worker to write everything the broker holds.",
+    )
+
     # --- Semantics -------------------------------------------------------------------------
     reporting_currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
     currency_rates: Annotated[dict[str, Decimal], NoDecode] = Field(
@@ -285,6 +306,38 @@ class Settings(BaseSettings):
     web_port: int = Field(default=6066, ge=1, le=65535)
     sql_host: str = "127.0.0.1"
     sql_port: int = Field(default=8123, ge=0, le=65535, description="0 disables the query endpoint.")
+    # Limits of the embedded query endpoint, whose queries run in the worker's process: one careless
+    # BI query must not take the cores or the memory that ingest needs. 0 means unlimited.
+    sql_max_execution_seconds: float = Field(
+        default=30.0, ge=0, le=86_400, description="Longest run of one query (ClickHouse max_execution_time)."
+    )
+    sql_max_memory_bytes: int = Field(
+        default=1 << 30, ge=0, description="Memory one query may use (ClickHouse max_memory_usage)."
+    )
+    sql_max_rows_to_read: int = Field(
+        default=1_000_000_000, ge=0, description="Rows one query may read (ClickHouse max_rows_to_read)."
+    )
+    sql_max_bytes_to_read: int = Field(
+        default=100 << 30, ge=0, description="Bytes one query may read (ClickHouse max_bytes_to_read)."
+    )
+    sql_max_result_rows: int = Field(
+        default=1_000_000, ge=0, description="Rows one result may hold (ClickHouse max_result_rows)."
+    )
+    sql_max_result_bytes: int = Field(
+        default=256 << 20, ge=0, description="Bytes one result may hold (ClickHouse max_result_bytes)."
+    )
+    sql_max_threads: int = Field(
+        default=0, ge=0, le=1024, description="Threads one query may use; 0: half the cores, at least 1."
+    )
+    sql_max_concurrent_queries: int = Field(
+        default=0, ge=0, le=1024, description="Queries run at once; 0: half the cores, at least 1."
+    )
+    sql_queue_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=3600,
+        description="How long a query beyond the concurrency limit waits before it is refused.",
+    )
 
     # --- Manager page (`salespulse ui`, SPEC §9) ------------------------------------------------
     ui_host: str = Field(default="127.0.0.1", description="Interface the manager page listens on.")
@@ -380,6 +433,11 @@ class Settings(BaseSettings):
     )
     ingest_tokens_file: Path | None = Field(
         default=None, description="File of name=token lines (# comments), read at start-up."
+    )
+    ingest_sources_file: Path | None = Field(
+        default=None,
+        description="TOML file of the CRM sources of /v1/webhooks/<kind>/<source> (credentials and value "
+        "maps; docs/crm/). Without it the webhook endpoints answer 404.",
     )
     ingest_max_events: int = Field(
         default=1000, ge=1, le=100_000, description="Most events or records in one request (else 413)."

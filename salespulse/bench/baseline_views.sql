@@ -42,7 +42,24 @@ WITH
             arrayMap(x -> x.5, history) AS stages,
             -- The final run of the current stage starts at run_start (1-based).
             arrayFirstIndex(s -> s != stages[-1], arrayReverse(stages)) AS first_other,
-            if(first_other = 0, 1, length(stages) - first_other + 2) AS run_start
+            if(first_other = 0, 1, length(stages) - first_other + 2) AS run_start,
+            -- Overdue (contract §6) holds from midnight after expected_close_date (reporting time
+            -- zone). pasts[i] is that moment for state i (NULL without a date).
+            arrayMap(x -> toTimeZone(toDateTime64(x.11 + 1, 6, '$tz'), 'UTC'), history) AS pasts,
+            -- links[j]: an overdue episode that holds in state j + 1 from its start reaches back
+            -- into state j (open, dated, already overdue before state j + 1 began).
+            arrayMap(
+                j -> ifNull(
+                    history[j].5 IN ('prospecting', 'qualified', 'proposal', 'negotiation')
+                    -- (greatest() skips NULLs: a state without a date is checked first.)
+                    AND isNotNull(pasts[j]) AND isNotNull(pasts[j + 1])
+                    AND greatest(history[j].1, pasts[j]) < history[j + 1].1
+                    AND pasts[j + 1] <= history[j + 1].1,
+                    0),
+                range(1, toUInt32(length(history)))) AS links,
+            arrayFirstIndex(x -> NOT x, arrayReverse(links)) AS first_break,
+            -- The first state of the unbroken overdue run that ends with the current state.
+            length(history) - if(first_break = 0, length(links), first_break - 1) AS overdue_start
         FROM histories
     )
 SELECT
@@ -62,7 +79,16 @@ SELECT
     history[run_start].6 AS stage_entered_by,
     history[-1].1 AS updated_at,
     arrayMax(arrayMap(s -> indexOf(['prospecting', 'qualified', 'proposal', 'negotiation', 'won'], s), stages))
-        AS highest_rank
+        AS highest_rank,
+    -- For the overdue rule (views_stalls.sql), what the history before "now" settles: when the
+    -- current state's date passed, since when the episode that ends in it has held, and whether
+    -- an earlier state of that episode was already overdue by more than the critical days.
+    pasts[-1] AS close_passed_at,
+    if(isNull(pasts[overdue_start]), NULL, greatest(history[overdue_start].1, pasts[overdue_start])) AS overdue_since,
+    arrayExists(
+        j -> j >= overdue_start AND isNotNull(pasts[j])
+            AND greatest(history[j].1, pasts[j] + toIntervalDay($overdue_critical_days)) < history[j + 1].1,
+        range(1, toUInt32(length(history)))) AS overdue_was_critical
 FROM shaped;
 
 -- Deals with their team and region (the owner's, on the day of the current state) and the
@@ -281,6 +307,7 @@ FROM $db.deals_attributed
 ARRAY JOIN [('rep', rep_id), ('team', team_id), ('region', region_id), ('company', 'all')] AS entity
 WHERE status = 'open'
 GROUP BY level, entity_id, stage;
+
 -- Views for sales managers (contract §5): targets and attainment, leaderboards, customer follow-ups.
 --
 -- Like the stall views, they compare with "now" ($now): the wall clock, or with --clock event
@@ -522,3 +549,119 @@ SELECT
     follow_up_days
 FROM placed
 WHERE due_at <= $now;
+
+-- Stalled opportunities (contract §5, §6).
+--
+-- stall_reasons and stalled_deals are the truth now: the rules applied to the deals' current
+-- state (deals_attributed) at "now" ($now), whatever order the events arrived in. They never
+-- read the alert log, so an alert recorded before a late event arrived cannot distort them.
+-- stall_alerts is the alert lifecycle the stall monitor recorded, kept consistent with them.
+
+-- One row per open deal and rule that holds now, with that rule's severity.
+CREATE OR REPLACE VIEW $db.stall_reasons AS
+WITH $now AS now_at
+SELECT
+    deal_id,
+    rep_id,
+    team_id,
+    region_id,
+    customer_id,
+    stage,
+    amount,
+    last_activity_at,
+    expected_close_date,
+    rule.1 AS reason,
+    assumeNotNull(rule.2) AS stalled_since,
+    if(rule.3, 'critical', 'warning') AS severity,
+    now_at AS now
+FROM $db.deals_attributed
+-- (reason, since when it holds, critical now, holds now); "more than N days" is strict.
+ARRAY JOIN [
+    ('idle',
+     last_activity_at + toIntervalDay($idle_days[stage]),
+     now_at > last_activity_at + toIntervalDay(2 * $idle_days[stage]),
+     now_at > last_activity_at + toIntervalDay($idle_days[stage])),
+    ('stuck',
+     stage_entered_at + toIntervalDay($stage_days[stage]),
+     now_at > stage_entered_at + toIntervalDay(2 * $stage_days[stage]),
+     now_at > stage_entered_at + toIntervalDay($stage_days[stage])),
+    -- (greatest() skips NULLs: a deal without an expected_close_date is never overdue.)
+    ('overdue',
+     overdue_since,
+     isNotNull(close_passed_at)
+        AND (overdue_was_critical
+             OR greatest(updated_at, close_passed_at + toIntervalDay($overdue_critical_days)) < now_at),
+     isNotNull(close_passed_at) AND greatest(updated_at, close_passed_at) < now_at)
+] AS rule
+WHERE status = 'open' AND rule.4;
+
+-- One row per alert (an episode of one rule on one deal), in its latest state: the transition
+-- recorded last (sequence), not the one with the latest event time, because a transition that
+-- late data called for can carry an earlier time than one recorded before it.
+CREATE OR REPLACE VIEW $db.stall_alerts AS
+SELECT
+    alert_id,
+    any(t_deal_id) AS deal_id,
+    any(t_reason) AS reason,
+    argMax(t_severity, (t_sequence, t_at, t_order)) AS severity,
+    argMax(t_state, (t_sequence, t_at, t_order)) AS state,
+    argMax(t_at, (t_sequence, t_at, t_order)) AS at,
+    max(t_sequence) AS sequence,
+    any(t_stalled_since) AS stalled_since,
+    minIf(t_at, t_state = 'opened') AS opened_at,
+    if(countIf(t_state = 'escalated') > 0, minIf(t_at, t_state = 'escalated'), NULL) AS escalated_at,
+    if(countIf(t_state = 'resolved') > 0, minIf(t_at, t_state = 'resolved'), NULL) AS resolved_at,
+    nullIf(anyIf(t_resolved_by, t_state = 'resolved'), '') AS resolved_by,
+    any(t_threshold_days) AS threshold_days,
+    any(t_rep_id) AS rep_id,
+    any(t_team_id) AS team_id,
+    any(t_region_id) AS region_id,
+    any(t_customer_id) AS customer_id,
+    any(t_stage) AS stage,
+    argMax(t_amount, (t_sequence, t_at, t_order)) AS amount,
+    any(t_currency) AS currency,
+    min(t_detected_at) AS detected_at
+FROM
+(
+    -- Prefixed names: the aggregates above reuse the plain names as aliases.
+    SELECT
+        alert_id, deal_id AS t_deal_id, reason AS t_reason, severity AS t_severity, state AS t_state,
+        at AS t_at, sequence AS t_sequence,
+        indexOf(['opened', 'escalated', 'deescalated', 'resolved'], state) AS t_order,
+        stalled_since AS t_stalled_since, resolved_by AS t_resolved_by, threshold_days AS t_threshold_days,
+        rep_id AS t_rep_id, team_id AS t_team_id, region_id AS t_region_id, customer_id AS t_customer_id,
+        stage AS t_stage, amount AS t_amount, currency AS t_currency, detected_at AS t_detected_at
+    FROM $db.stall_alert_log FINAL
+)
+GROUP BY alert_id;
+
+-- Open deals that are stalled now: one row per deal, with every rule that holds.
+CREATE OR REPLACE VIEW $db.stalled_deals AS
+WITH noticed AS
+(
+    -- When the stall monitor first noticed the deal's current episodes (wall clock).
+    SELECT deal_id, min(detected_at) AS detected_at
+    FROM $db.stall_alerts
+    WHERE state != 'resolved'
+    GROUP BY deal_id
+)
+SELECT
+    r.deal_id AS deal_id,
+    any(r.rep_id) AS rep_id,
+    any(r.team_id) AS team_id,
+    any(r.region_id) AS region_id,
+    any(r.customer_id) AS customer_id,
+    any(r.stage) AS stage,
+    any(r.amount) AS amount,
+    arraySort(groupArray(r.reason)) AS reasons,
+    if(has(groupArray(r.severity), 'critical'), 'critical', 'warning') AS severity,
+    min(r.stalled_since) AS stalled_since,
+    -- Not noticed yet (the monitor's next round will): detected by this query.
+    if(any(n.deal_id) = '', now64(6, 'UTC'), any(n.detected_at)) AS detected_at,
+    toUInt32(greatest(0, dateDiff('second', any(r.last_activity_at), any(r.now))) / 86400) AS idle_days,
+    any(r.last_activity_at) AS last_activity_at,
+    any(r.expected_close_date) AS expected_close_date
+FROM $db.stall_reasons AS r
+LEFT JOIN noticed AS n ON n.deal_id = r.deal_id
+GROUP BY r.deal_id;
+

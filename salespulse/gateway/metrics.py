@@ -59,5 +59,12 @@ class GatewayMetrics:
             registry=self.registry,
         )
 
+        self.ignored = Counter(
+            "salespulse_gateway_webhook_items_ignored",
+            "Webhook items with no contract meaning (other objects, deletions, unused properties), by source.",
+            ["source"],
+            registry=self.registry,
+        )
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -46,6 +46,11 @@ class DeadLetter:
         return str(self.body.get("source_topic", ""))
 
     @property
+    def origin(self) -> str:
+        """Where the rejected message came from: its topic, or the gateway endpoint of a webhook item."""
+        return self.source_topic or str(self.body.get("source_endpoint", ""))
+
+    @property
     def payload(self) -> bytes | None:
         encoded = self.body.get("payload_base64")
         return None if encoded is None else base64.b64decode(encoded)
@@ -136,7 +141,7 @@ def summarize(letters: list[DeadLetter]) -> list[ReasonSummary]:
     """Counts by reason and source topic, most frequent first, with the first record as a sample."""
     groups: dict[tuple[str, str], list[DeadLetter]] = {}
     for letter in letters:
-        groups.setdefault((letter.reason, letter.source_topic), []).append(letter)
+        groups.setdefault((letter.reason, letter.origin), []).append(letter)
     summaries = []
     for (reason, topic), members in groups.items():
         sample = members[0].body

@@ -9,7 +9,7 @@ from typing import Literal
 
 from salespulse.config import Settings
 
-TopicKind = Literal["activity", "reference", "dlq", "alerts"]
+TopicKind = Literal["activity", "reference", "dlq", "alerts", "internal"]
 
 # Topic suffix → (kind, the event or record type it carries).
 TOPIC_LAYOUT: dict[str, tuple[TopicKind, str]] = {
@@ -22,6 +22,8 @@ TOPIC_LAYOUT: dict[str, tuple[TopicKind, str]] = {
     "customers": ("reference", "customers"),
     "dlq": ("dlq", "dlq"),
     "alerts": ("alerts", "alerts"),
+    # The CRM adapters' partial changes (issue 14), read by the worker's assembly agent only.
+    "changes": ("internal", "changes"),
 }
 
 
@@ -63,6 +65,11 @@ class Topics:
     @property
     def alerts(self) -> str:
         return f"{self.prefix}alerts"
+
+    @property
+    def changes(self) -> str:
+        """The internal topic of partial CRM changes (gateway adapters → assembly agent)."""
+        return f"{self.prefix}changes"
 
     def for_type(self, type_: str) -> str:
         return self.by_type[type_].name

@@ -48,7 +48,7 @@ class AlertNotifier(Service):
             return
         await self._ready.wait()
         self._client = await asyncio.to_thread(connect, self.settings)
-        # The notifier calls the log from the event loop: ClickHouse calls are short and rare here.
+        # The notifier calls the log in batches on a thread of its own, never on the event loop.
         self.notifier = WebhookNotifier(
             self.targets, ClickHouseDeliveryLog(self._client, self.settings.clickhouse_database)
         )
@@ -64,6 +64,8 @@ class AlertNotifier(Service):
     async def on_stop(self) -> None:
         if self._consumer is not None:
             await self._consumer.stop()
+        if self.notifier is not None:
+            await asyncio.to_thread(self.notifier.close)
         if self._client is not None:
             await asyncio.to_thread(self._client.close)
 

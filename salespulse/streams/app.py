@@ -15,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from salespulse.config import Settings
 from salespulse.streams.alert_notifier import AlertNotifier
+from salespulse.streams.deal_assembly import add_deal_assembly
 from salespulse.streams.followups import FollowupGauge
 from salespulse.streams.health import Health
 from salespulse.streams.ingest import IngestService
@@ -47,6 +48,7 @@ def create_app(settings: Settings, metrics: Metrics, health: Health) -> faust.Ap
     )
 
     tables = add_reference_tables(app, settings)
+    add_deal_assembly(app, settings, metrics)
 
     @app.page("/reference")
     async def reference_page(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:

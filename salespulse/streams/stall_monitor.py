@@ -7,9 +7,14 @@ round it re-examines only the deals that can have changed:
 - open deals whose rules hold at "now" but have no open alert yet (a threshold was crossed);
 - deals with an open alert (it may have turned critical).
 
-For these it recomputes the episodes from the deal's full history, compares the transitions
-with those already recorded in ``stall_alert_log`` and emits only the new ones: to the log
-(``published = 0``), to the alerts topic, then marks them published. Memory holds the open
+For these it recomputes the episodes from the deal's full history and reconciles each alert's
+recorded lifecycle with them (:func:`reconcile`): it opens, escalates and resolves as the
+history says and, when late data changed the history, deescalates an alert that is not critical
+after all or resolves one that never held (``resolved_by = "late_data"``), so that the latest
+state of every alert agrees with ``stalled_deals`` (computed from the deals' current state by
+the view). New transitions go to the log (``published = 0``), to the alerts topic, then are
+marked published. The gauge counts what ``stall_reasons`` (the view ``stalled_deals`` is built
+on) holds now. Memory holds the open
 alerts only, so it grows with stalled deals, not with events. With several workers, each
 examines the deals whose hash falls in the partitions of the deals topic it is assigned.
 """
@@ -48,7 +53,7 @@ MAX_DEFERRAL_SECONDS = 300.0
 # this far each round. Re-examining a deal is harmless.
 WATERMARK_OVERLAP = timedelta(seconds=60)
 LOG_COLUMNS = (*StallAlert.model_fields.keys(), "published", "version")
-_STATE_ORDER = {"opened": 0, "escalated": 1, "resolved": 2}
+_STATE_ORDER = {"opened": 0, "escalated": 1, "deescalated": 2, "resolved": 3}
 
 
 def deal_partition(deal_id: str, partitions: int) -> int:
@@ -103,6 +108,8 @@ class StallMonitor(Service):
         self._watermark_scope: frozenset[int] | None = None  # the partitions it was loaded for
         self._unconfirmed: list[StallAlert] = []  # recorded, not yet confirmed on the topic
         self.last_round: RoundResult | None = None
+        # The latest read of stall_reasons: the gauge shows it.
+        self._stalled_now: list[tuple[str, str, str, str, str, str]] | None = None
 
     # --- lifecycle -----------------------------------------------------------------------------
     async def on_start(self) -> None:
@@ -180,16 +187,18 @@ class StallMonitor(Service):
             self._watermark_scope = scope
         high = self._scalar(f"SELECT max(ingested_at) FROM {self.db}.events")
         since = None if self._watermark is None else self._watermark - WATERMARK_OVERLAP
+        self._stalled_now = self._stall_reasons()
+        already = {alert.deal_id for alert in self.open_alerts.values()}
         candidates = (
             self._touched_deals(since)
-            | self._newly_stalled(now)
-            | {a.deal_id for a in self.open_alerts.values()}
+            | ({row[0] for row in self._stalled_now} - already)  # a threshold crossed, no alert yet
+            | already  # open alerts may escalate, end, or be contradicted by late data
         )
         candidates = {deal for deal in candidates if self._owns(deal)}
         result = RoundResult(examined=len(candidates))
         for chunk in _chunks(sorted(candidates), LOOKUP_CHUNK):
             result.transitions += self._transitions_for(chunk, now)
-        result.transitions.sort(key=lambda t: (t.at, t.deal_id, t.reason, _STATE_ORDER[t.state]))
+        result.transitions.sort(key=lambda t: (t.at, t.deal_id, t.reason, t.sequence))
         if result.transitions:
             self._record(result.transitions, published=False)
         result.watermark = _as_utc(high) if high is not None else None
@@ -206,40 +215,14 @@ class StallMonitor(Service):
             history = histories.get(deal_id)
             if info is None or history is None:
                 continue
-            live_alerts = set()
-            for episode in episodes(history, self.rules, now):
-                live_alerts.add(episode.alert_id)
-                for transition in episode.transitions(now):
-                    transition_id = f"{episode.alert_id}:{transition.state}"
-                    if transition_id in recorded.get(deal_id, {}):
-                        continue
-                    emitted.append(
-                        _alert(
-                            episode,
-                            transition.state,
-                            transition.at,
-                            transition.severity,
-                            transition.resolved_by,
-                            info,
-                            detected_at,
-                            self.settings.reporting_currency,
-                        )
-                    )
-            # An alert the new history no longer supports (a late event rewrote it): resolve it now.
-            for alert_id, states in _alerts_by_id(recorded.get(deal_id, {})).items():
-                if alert_id not in live_alerts and "resolved" not in states and "opened" in states:
-                    opened = states["opened"]
-                    emitted.append(
-                        opened.model_copy(
-                            update={
-                                "transition_id": f"{alert_id}:resolved",
-                                "state": "resolved",
-                                "at": now,
-                                "resolved_by": "rule_cleared",
-                                "detected_at": detected_at,
-                            }
-                        )
-                    )
+            emitted += reconcile(
+                episodes(history, self.rules, now),
+                _alerts_by_id(recorded.get(deal_id, {})),
+                now,
+                info,
+                detected_at,
+                self.settings.reporting_currency,
+            )
         return emitted
 
     # --- queries ---------------------------------------------------------------------------------
@@ -258,25 +241,12 @@ class StallMonitor(Service):
         )
         return {row[0] for row in rows}
 
-    def _newly_stalled(self, now: datetime) -> set[str]:
-        """Open deals for which some rule holds at ``now`` but no alert is open yet."""
-        idle, stage = self.rules.idle_days, self.rules.stage_days
-
-        def per_stage(days: dict[str, int]) -> str:
-            cases = ", ".join(f"stage = '{name}', {value}" for name, value in days.items())
-            return f"multiIf({cases}, 0)"
-
-        sql = f"""
-            SELECT deal_id FROM {self.db}.deals_current
-            WHERE status = 'open' AND (
-                dateDiff('second', last_activity_at, {{now:DateTime64(6, 'UTC')}}) > {per_stage(idle)} * 86400
-                OR dateDiff('second', stage_entered_at, {{now:DateTime64(6, 'UTC')}}) > {per_stage(stage)} * 86400
-                OR (expected_close_date IS NOT NULL
-                    AND toDate({{now:DateTime64(6, 'UTC')}}, '{self.rules.timezone}') > expected_close_date))
-        """
-        stalled = {row[0] for row in self._rows(sql, {"now": now})}
-        already = {alert.deal_id for alert in self.open_alerts.values()}
-        return stalled - already
+    def _stall_reasons(self) -> list[tuple[str, str, str, str, str, str]]:
+        """What is stalled now, from the deals' current state: (deal, region, team, stage, reason, severity)."""
+        rows = self._rows(
+            f"SELECT deal_id, region_id, team_id, stage, reason, severity FROM {self.db}.stall_reasons"
+        )
+        return [(str(a), str(b), str(c), str(d), str(e), str(f)) for a, b, c, d, e, f in rows]
 
     def _histories(self, deal_ids: Sequence[str]) -> dict[str, DealHistory]:
         rows = self._rows(
@@ -382,7 +352,8 @@ class StallMonitor(Service):
     # --- state -------------------------------------------------------------------------------------
     def _load_state(self) -> None:
         rows = self._rows(
-            f"SELECT {', '.join(StallAlert.model_fields)} FROM {self.db}.stall_alert_log FINAL ORDER BY at"
+            f"SELECT {', '.join(StallAlert.model_fields)} FROM {self.db}.stall_alert_log FINAL "
+            "ORDER BY sequence, at"
         )
         for row in rows:
             self._apply(_alert_from_row(row))
@@ -426,11 +397,12 @@ class StallMonitor(Service):
         )
 
     def _update_gauge(self) -> None:
+        if self._stalled_now is None:
+            return  # no round has read the truth yet
         counts: dict[tuple[str, ...], set[str]] = defaultdict(set)
-        for alert in self.open_alerts.values():
-            if self._owns(alert.deal_id):
-                key = (*alert.labels.values(), alert.severity)
-                counts[key].add(alert.deal_id)
+        for deal_id, *labels in self._stalled_now:
+            if self._owns(deal_id):
+                counts[tuple(labels)].add(deal_id)
         gauge = self.metrics.stalled_deals
         gauge.clear()
         for (region, team, stage, reason, severity), deals in counts.items():
@@ -452,36 +424,161 @@ class StallMonitor(Service):
         return rows[0][0] if rows else None
 
 
-def _alert(
-    episode: Episode,
-    state: str,
-    at: datetime,
-    severity: str,
-    resolved_by: str | None,
+@dataclass(frozen=True)
+class _Draft:
+    """What a new transition of an episode's alert is made from."""
+
+    episode: Episode
+    info: dict[str, Any]
+    detected_at: datetime
+    currency: str
+
+    def make(
+        self,
+        state: str,
+        at: datetime,
+        severity: str,
+        previous: str | None,
+        resolved_by: str | None,
+        sequence: int,
+        transition_id: str,
+    ) -> StallAlert:
+        episode, info = self.episode, self.info
+        return StallAlert(
+            alert_id=episode.alert_id,
+            transition_id=transition_id,
+            sequence=sequence,
+            deal_id=episode.deal_id,
+            reason=episode.reason,  # type: ignore[arg-type]
+            state=state,  # type: ignore[arg-type]
+            severity=severity,  # type: ignore[arg-type]
+            previous_severity=previous,  # type: ignore[arg-type]
+            at=at,
+            stalled_since=episode.stalled_since,
+            threshold_days=episode.threshold_days,
+            resolved_by=resolved_by,  # type: ignore[arg-type]
+            rep_id=info["rep_id"],
+            team_id=info["team_id"],
+            region_id=info["region_id"],
+            customer_id=info["customer_id"],
+            stage=episode.stage,
+            amount=Decimal(info["amount"]),
+            currency=self.currency,
+            detected_at=self.detected_at,
+        )
+
+
+class _Lifecycle:
+    """One alert's recorded transitions, and the next ones to record (numbered after them)."""
+
+    def __init__(self, alert_id: str, recorded: list[StallAlert]) -> None:
+        self.alert_id = alert_id
+        self.recorded = recorded
+        self.new: list[StallAlert] = []
+        self._ids = {alert.transition_id for alert in recorded}
+        self._sequence = max([len(recorded), *(alert.sequence for alert in recorded)])
+
+    @property
+    def last(self) -> StallAlert | None:
+        return self.new[-1] if self.new else (self.recorded[-1] if self.recorded else None)
+
+    @property
+    def severity(self) -> str | None:
+        """The severity as last notified (None before the alert opened)."""
+        last = self.last
+        return None if last is None else last.severity
+
+    def next_ids(self, state: str) -> tuple[int, str]:
+        """(sequence, transition_id) of the next transition."""
+        self._sequence += 1
+        # The first transition of each state keeps the plain id; a state seen again (an alert
+        # escalated again after a deescalation) gets its sequence too, so ids stay unique.
+        transition_id = f"{self.alert_id}:{state}"
+        if transition_id in self._ids:
+            transition_id = f"{transition_id}:{self._sequence}"
+        self._ids.add(transition_id)
+        return self._sequence, transition_id
+
+    def add(
+        self, draft: _Draft, state: str, at: datetime, severity: str, resolved_by: str | None = None
+    ) -> None:
+        previous = self.severity
+        sequence, transition_id = self.next_ids(state)
+        self.new.append(draft.make(state, at, severity, previous, resolved_by, sequence, transition_id))
+
+
+def _follow_episode(episode: Episode, lifecycle: _Lifecycle, draft: _Draft, now: datetime) -> None:
+    """Bring an alert whose episode the history has in line with it at ``now``."""
+    wanted = episode.transitions(now)
+    last = lifecycle.last
+    if not wanted or (last is not None and last.state == "resolved"):
+        return  # nothing happened yet, or the alert is over (final)
+    if last is None:
+        for transition in wanted:  # first sight: the history as it happened, at event times
+            lifecycle.add(draft, transition.state, transition.at, transition.severity, transition.resolved_by)
+        return
+    escalation = next((t for t in wanted if t.state == "escalated"), None)
+    if escalation is not None and lifecycle.severity != "critical":
+        lifecycle.add(draft, "escalated", escalation.at, "critical")
+    final = wanted[-1]
+    if final.state == "resolved":
+        lifecycle.add(draft, "resolved", final.at, final.severity, final.resolved_by)
+    elif final.severity == "warning" and lifecycle.severity == "critical":
+        lifecycle.add(draft, "deescalated", now, "warning")  # late data: not critical after all
+
+
+def _withdraw(lifecycle: _Lifecycle, now: datetime, detected_at: datetime) -> None:
+    """Resolve an alert whose episode the history no longer has: late data showed it never held."""
+    last = lifecycle.last
+    if last is None or last.state == "resolved":
+        return
+    sequence, transition_id = lifecycle.next_ids("resolved")
+    lifecycle.new.append(
+        last.model_copy(
+            update={
+                "transition_id": transition_id,
+                "sequence": sequence,
+                "state": "resolved",
+                "previous_severity": last.severity,
+                "at": now,
+                "resolved_by": "late_data",
+                "detected_at": detected_at,
+            }
+        )
+    )
+
+
+def reconcile(
+    live: Iterable[Episode],
+    recorded: dict[str, list[StallAlert]],
+    now: datetime,
     info: dict[str, Any],
     detected_at: datetime,
     currency: str,
-) -> StallAlert:
-    return StallAlert(
-        alert_id=episode.alert_id,
-        transition_id=f"{episode.alert_id}:{state}",
-        deal_id=episode.deal_id,
-        reason=episode.reason,  # type: ignore[arg-type]
-        state=state,  # type: ignore[arg-type]
-        severity=severity,  # type: ignore[arg-type]
-        at=at,
-        stalled_since=episode.stalled_since,
-        threshold_days=episode.threshold_days,
-        resolved_by=resolved_by,  # type: ignore[arg-type]
-        rep_id=info["rep_id"],
-        team_id=info["team_id"],
-        region_id=info["region_id"],
-        customer_id=info["customer_id"],
-        stage=episode.stage,
-        amount=Decimal(info["amount"]),
-        currency=currency,
-        detected_at=detected_at,
-    )
+) -> list[StallAlert]:
+    """The transitions that bring one deal's alerts in line with its episodes at ``now``.
+
+    ``live`` are the episodes the deal's full history gives (streams.stall_episodes), ``recorded``
+    the transitions already recorded per alert, in sequence order. An alert not notified yet gets
+    the episode's transitions at their event times; an alert under way follows the truth:
+    escalated when the episode is critical and the alert is not, resolved when the episode ended,
+    deescalated (at ``now``) when late data shows it is not critical. An alert whose episode the
+    history no longer has (late data showed the rule did not hold as alerted) is resolved at
+    ``now`` with ``resolved_by = "late_data"``. A resolved alert is final.
+    """
+    emitted: list[StallAlert] = []
+    seen: set[str] = set()
+    for episode in live:
+        seen.add(episode.alert_id)
+        lifecycle = _Lifecycle(episode.alert_id, recorded.get(episode.alert_id, []))
+        _follow_episode(episode, lifecycle, _Draft(episode, info, detected_at, currency), now)
+        emitted += lifecycle.new
+    for alert_id, transitions in recorded.items():
+        if alert_id not in seen:
+            lifecycle = _Lifecycle(alert_id, transitions)
+            _withdraw(lifecycle, now, detected_at)
+            emitted += lifecycle.new
+    return emitted
 
 
 def _column(alert: StallAlert, name: str) -> Any:
@@ -494,13 +591,18 @@ def _alert_from_row(row: Sequence[Any]) -> StallAlert:
     for name in ("at", "stalled_since", "detected_at"):
         values[name] = _as_utc(values[name])
     values["resolved_by"] = values["resolved_by"] or None
+    values["previous_severity"] = values["previous_severity"] or None
+    values["sequence"] = max(1, values["sequence"])  # rows recorded before sequences existed: 0
     return StallAlert(**values)
 
 
-def _alerts_by_id(transitions: dict[str, StallAlert]) -> dict[str, dict[str, StallAlert]]:
-    by_id: dict[str, dict[str, StallAlert]] = defaultdict(dict)
+def _alerts_by_id(transitions: dict[str, StallAlert]) -> dict[str, list[StallAlert]]:
+    """Each alert's recorded transitions, in the order they were recorded."""
+    by_id: dict[str, list[StallAlert]] = defaultdict(list)
     for alert in transitions.values():
-        by_id[alert.alert_id][alert.state] = alert
+        by_id[alert.alert_id].append(alert)
+    for alerts in by_id.values():
+        alerts.sort(key=lambda alert: (alert.sequence, alert.at, _STATE_ORDER[alert.state]))
     return by_id
 
 

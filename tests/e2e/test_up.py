@@ -1,9 +1,11 @@
 """`salespulse up` as a user runs it: start, query, stop with SIGTERM, start again, lose nothing."""
 
+import os
 import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +18,7 @@ import pytest
 from salespulse.runtime.ports import free_port
 from salespulse.runtime.waiting import wait_until
 from tests.oracle.scenario import build_scenario
+from tests.support.freshness import ORG, call_event
 from tests.support.pipeline import (
     actual_views,
     assert_views_equal,
@@ -87,10 +90,10 @@ class Up:
         )
         self.worker.wait_ready()
 
-    def sigterm(self) -> int:
+    def sigterm(self, timeout: float = 90) -> int:
         assert self.process is not None
         self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(90)
+        return self.process.wait(timeout)
 
 
 @pytest.fixture
@@ -244,3 +247,106 @@ def test_a_taken_port_is_refused_with_a_clear_message(tmp_path: Path, flag: str)
     assert result.returncode == 2
     assert f"port {port} on 127.0.0.1 is already in use" in result.stdout
     assert flag in result.stdout
+
+
+# --- issue 17, point 1: the embedded broker's messages survive a clean stop, and its crash ------
+
+BURST = 150_000
+
+
+def _publish_calls(bootstrap: str, first: int, count: int) -> int:
+    """``count`` call events with librdkafka (acks=all); returns how many the broker acknowledged."""
+    from confluent_kafka import Producer
+
+    acknowledged = 0
+
+    def on_delivery(error: object, _message: object) -> None:
+        nonlocal acknowledged
+        if error is None:
+            acknowledged += 1
+
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 20, "batch.num.messages": 10_000}
+    )
+    for record in ORG:
+        producer.produce("crm.org", orjson.dumps(record), key=record["rep_id"].encode())
+    for number in range(first, first + count):
+        event = call_event(number)
+        while True:
+            try:
+                producer.produce(
+                    "crm.calls",
+                    orjson.dumps(event),
+                    key=event["customer_id"].encode(),
+                    on_delivery=on_delivery,
+                )
+                break
+            except BufferError:
+                producer.poll(0.1)
+        producer.poll(0)
+    assert producer.flush(120) == 0
+    return acknowledged
+
+
+def _calls_in_views(up: Up) -> int:
+    rows = up.worker.query("SELECT sum(calls) FROM kpi_daily WHERE level = 'company'")
+    return int(rows[0][0] or 0)
+
+
+def test_a_clean_stop_right_after_a_burst_loses_no_acknowledged_event(
+    up: Up, capsys: pytest.CaptureFixture[str]
+) -> None:
+    up.start()
+    acknowledged = _publish_calls(up.worker.broker, 0, BURST)
+    assert acknowledged == BURST
+    written_at_stop = _calls_in_views(up)
+    stopped = time.monotonic()
+    assert up.sigterm(timeout=300) == 0  # at once: the worker is still behind
+    stop_seconds = time.monotonic() - stopped
+    output = up.log_path.read_text()
+
+    up.start()  # the broker is new and empty: what counts is what ClickHouse kept
+    assert _calls_in_views(up) == acknowledged
+    assert "the worker wrote everything the broker held" in output, output[-2000:]
+    with capsys.disabled():
+        print(
+            f"\n  clean stop after a burst of {BURST:,} acknowledged calls: {written_at_stop:,} written when "
+            f"SIGTERM came, stop took {stop_seconds:.1f}s, {_calls_in_views(up):,} in the views after restart"
+        )
+    assert up.sigterm() == 0
+
+
+def _broker_pid(up: Up) -> int:
+    """The embedded broker's process: the child of `up` that runs Tansu."""
+    assert up.process is not None
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
+            command = (status.parent / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if int(fields.get("PPid", "0")) == up.process.pid and b"--listener-url" in command:
+            return int(status.parent.name)
+    raise AssertionError("no broker process under `up`")
+
+
+def test_a_killed_broker_is_restarted_and_new_events_reach_the_views(up: Up) -> None:
+    up.start()
+    assert _publish_calls(up.worker.broker, 0, 1_000) == 1_000
+    wait_until(lambda: _calls_in_views(up) == 1_000, 120, "the first 1,000 calls in the views")
+
+    killed = _broker_pid(up)
+    os.kill(killed, signal.SIGKILL)
+    wait_until(
+        lambda: "the embedded broker is back" in up.log_path.read_text() and _broker_pid(up) != killed,
+        60,
+        "`up` to restart the broker",
+    )
+    assert up.process is not None and up.process.poll() is None
+    assert _publish_calls(up.worker.broker, 1_000, 1_000) == 1_000
+    wait_until(
+        lambda: _calls_in_views(up) == 2_000,
+        180,
+        f"the new calls in the views after the broker's restart (log:\n{up.worker.log_tail(20)})",
+    )
+    assert up.sigterm() == 0

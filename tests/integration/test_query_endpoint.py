@@ -10,10 +10,12 @@ import asyncio
 import datetime as dt
 import gzip
 import json
+import os
 import socket
 import struct
 import subprocess
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -36,6 +38,7 @@ from clickhouse_connect.driver.exceptions import DatabaseError
 
 from salespulse.embedded.query_server import compression
 from salespulse.embedded.query_server.compression import available_encodings, native_compression_available
+from salespulse.embedded.query_server.limits import QueryLimits
 from salespulse.embedded.query_server.service import QueryEndpoint
 from salespulse.runtime.ports import free_port
 
@@ -154,7 +157,15 @@ def engine(chdb_path: str) -> Iterator[Any]:
 def endpoints(chdb_path: str, engine: Any) -> Iterator[Endpoints]:
     loop = LoopThread()
     running = Endpoints(
-        readonly=QueryEndpoint(chdb_path, DEFAULT_DATABASE, "127.0.0.1", free_port(), loop=loop.loop),
+        # The default limits, but four queries at once whatever the cores: tests run queries side by side.
+        readonly=QueryEndpoint(
+            chdb_path,
+            DEFAULT_DATABASE,
+            "127.0.0.1",
+            free_port(),
+            loop=loop.loop,
+            limits=QueryLimits(concurrent_queries=4),
+        ),
         writable=QueryEndpoint(
             chdb_path, DEFAULT_DATABASE, "127.0.0.1", free_port(), readonly=False, loop=loop.loop
         ),
@@ -556,7 +567,8 @@ def test_settings_apply_to_their_request_only(endpoints: Endpoints) -> None:
         query_url(endpoints.url, max_result_rows="7", query="SELECT getSetting('max_result_rows')")
     )
     assert with_setting.text == "7\n"
-    assert http(query_url(endpoints.url, query="SELECT getSetting('max_result_rows')")).text == "0\n"
+    # Without it, the endpoint's own limit (SALESPULSE_SQL_MAX_RESULT_ROWS).
+    assert http(query_url(endpoints.url, query="SELECT getSetting('max_result_rows')")).text == "1000000\n"
 
 
 def test_bad_setting_names_and_unknown_settings_are_refused(endpoints: Endpoints) -> None:
@@ -756,3 +768,101 @@ def test_stop_releases_the_port(endpoints: Endpoints, chdb_path: str) -> None:
     with socket.socket() as rebind:
         rebind.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         rebind.bind(("127.0.0.1", port))
+
+
+# --- resource limits (issue 17, point 2) ------------------------------------------------------------
+
+LIMITS = QueryLimits(
+    max_execution_seconds=2,
+    max_memory_bytes=64 << 20,
+    max_result_rows=100,
+    concurrent_queries=1,
+    queue_seconds=0.5,
+)
+
+
+@pytest.fixture(scope="module")
+def limited(endpoints: Endpoints, chdb_path: str) -> Iterator[str]:
+    """A read-only endpoint with small limits, on the same engine; its URL."""
+    endpoint = endpoints.start(
+        QueryEndpoint(
+            chdb_path, DEFAULT_DATABASE, "127.0.0.1", free_port(), loop=endpoints.loop.loop, limits=LIMITS
+        )
+    )
+    yield endpoint.url
+    endpoints.stop(endpoint)
+
+
+def refused(reply: Reply) -> tuple[int, str, str]:
+    """(status, code, name) of an error reply."""
+    return (
+        reply.status,
+        reply.headers.get("X-ClickHouse-Exception-Code", ""),
+        reply.text.rsplit("(", 2)[-2].strip(") "),
+    )
+
+
+def test_the_limits_are_in_force_on_every_request(limited: str, endpoints: Endpoints) -> None:
+    names = "max_execution_time, max_memory_usage, max_result_rows, result_overflow_mode, max_threads"
+    sql = f"SELECT {', '.join(f'getSetting({name!r})' for name in names.split(', '))}"
+    threads = str(max(1, (os.cpu_count() or 1) // 2))
+    assert http(query_url(limited, query=sql)).text == f"2\t{64 << 20}\t100\tthrow\t{threads}\n"
+    # The default endpoint has the default limits.
+    assert http(query_url(endpoints.url, query=sql)).text == f"30\t{1 << 30}\t1000000\tthrow\t{threads}\n"
+
+
+def test_a_memory_hungry_query_fails_cleanly_with_memory_limit_exceeded(limited: str) -> None:
+    reply = http(query_url(limited, query="SELECT length(groupArray(number)) FROM numbers(20000000)"))
+    assert refused(reply) == (500, "241", "MEMORY_LIMIT_EXCEEDED"), reply.text
+    assert http(query_url(limited, query="SELECT 1")).text == "1\n"  # the endpoint carries on
+
+
+def test_a_query_running_too_long_is_stopped(limited: str) -> None:
+    started = time.monotonic()
+    reply = http(
+        query_url(limited, max_block_size="1", query="SELECT sum(sleepEachRow(0.25)) FROM numbers(40)")
+    )
+    assert refused(reply) == (408, "159", "TIMEOUT_EXCEEDED"), reply.text
+    assert time.monotonic() - started < 8  # stopped near 2 s, not after the 10 s it asks for
+
+
+def test_results_beyond_the_row_limit_are_refused(limited: str) -> None:
+    assert http(query_url(limited, query="SELECT count() FROM numbers(100)")).text == "100\n"
+    reply = http(query_url(limited, query="SELECT number FROM numbers(101)"))
+    assert refused(reply) == (500, "396", "TOO_MANY_ROWS_OR_BYTES"), reply.text
+    # A client may tighten a limit...
+    tighter = http(query_url(limited, max_result_rows="10", query="SELECT number FROM numbers(11)"))
+    assert refused(tighter)[1:] == ("396", "TOO_MANY_ROWS_OR_BYTES")
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"max_result_rows": "0", "query": "SELECT 1"},
+        {"max_execution_time": "100", "query": "SELECT 1"},
+        {"max_memory_usage": "0", "query": "SELECT 1"},
+        {"result_overflow_mode": "break", "query": "SELECT 1"},
+        {"profile": "default", "query": "SELECT 1"},
+        {"query": "SELECT number FROM numbers(1000) SETTINGS max_result_rows = 0"},
+        {"query": "SELECT * FROM (SELECT 1 SETTINGS `max_memory_usage`=0)"},
+        {"query": "SELECT 1 SETTINGS max_threads = 64, max_execution_time = 0"},
+    ],
+)
+def test_a_client_cannot_loosen_a_limit(limited: str, params: dict[str, str]) -> None:
+    reply = http(query_url(limited, **params))
+    assert refused(reply) == (500, "452", "SETTING_CONSTRAINT_VIOLATION"), reply.text
+
+
+def test_beyond_the_concurrency_limit_a_query_waits_then_is_refused(limited: str) -> None:
+    slow = threading.Thread(
+        target=http,
+        args=(
+            query_url(limited, max_block_size="1", query="SELECT sum(sleepEachRow(0.25)) FROM numbers(6)"),
+        ),
+    )
+    slow.start()
+    time.sleep(0.3)
+    reply = http(query_url(limited, query="SELECT 1"))
+    slow.join()
+    assert refused(reply) == (500, "202", "TOO_MANY_SIMULTANEOUS_QUERIES"), reply.text
+    assert http(query_url(limited, query="SELECT 1")).text == "1\n"

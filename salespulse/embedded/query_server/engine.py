@@ -12,6 +12,7 @@ import chdb
 
 from salespulse.embedded.query_server.compression import compress, native_compress
 from salespulse.embedded.query_server.errors import ClickHouseError
+from salespulse.embedded.query_server.limits import QueryLimits
 from salespulse.embedded.query_server.sql_guard import SqlShape
 
 
@@ -59,9 +60,13 @@ def _quote_identifier(name: str) -> str:
 class Engine:
     """Runs requests on fresh chDB handles in a bounded thread pool (chDB releases the GIL)."""
 
-    def __init__(self, path: str, default_database: str, max_concurrent_queries: int) -> None:
+    def __init__(
+        self, path: str, default_database: str, max_concurrent_queries: int, limits: QueryLimits | None = None
+    ) -> None:
         self.path = path
         self.default_database = default_database
+        self.limits = limits
+        self._limit_settings = limits.settings() if limits is not None else {}
         self.executor = ThreadPoolExecutor(max_concurrent_queries, thread_name_prefix="query-endpoint")
         self._anchor: Any = None
         self.info = ServerInfo("", "UTC", socket.gethostname(), frozenset())
@@ -101,6 +106,12 @@ class Engine:
             if request.readonly:
                 # First, so nothing the request asks for later can write.
                 conn.query("SET readonly = 2")
+            if self._limit_settings:
+                # Before the client's own settings, which were checked to only tighten them.
+                conn.query(
+                    "SET "
+                    + ", ".join(f"{name} = {_quote(value)}" for name, value in self._limit_settings.items())
+                )
             if request.settings:
                 conn.query(
                     "SET "

@@ -38,6 +38,7 @@ data tables, progress headers and streaming: a result is materialised, then sent
 """
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -59,6 +60,7 @@ from salespulse.embedded.query_server.compression import (
 )
 from salespulse.embedded.query_server.engine import Engine, QueryRequest
 from salespulse.embedded.query_server.errors import ClickHouseError
+from salespulse.embedded.query_server.limits import QueryLimits
 from salespulse.embedded.query_server.sql_guard import check_statement, inspect_sql
 
 log = logging.getLogger(__name__)
@@ -149,6 +151,9 @@ def content_type(output_format: str) -> str:
 class _Config:
     readonly: bool
     max_body_bytes: int
+    limits: QueryLimits | None
+    # Queries running or about to run; beyond it a request waits up to limits.queue_seconds.
+    slots: asyncio.Semaphore
 
 
 _ENGINE_KEY = web.AppKey("query_endpoint_engine", Engine)
@@ -165,20 +170,27 @@ def create_app(
     *,
     readonly: bool = True,
     max_body_bytes: int | None = None,
-    max_concurrent_queries: int = 4,
+    limits: QueryLimits | None = None,
 ) -> web.Application:
     """The aiohttp application serving ClickHouse's HTTP interface over the chDB engine at ``chdb_path``.
 
-    ``database`` is the default for requests that name none. Serve it with ``web.AppRunner(app,
+    ``database`` is the default for requests that name none. A read-only endpoint enforces
+    ``limits`` (the defaults of :class:`QueryLimits` when not given); a writable one, which plays a
+    ClickHouse server in tests, none unless given. Serve it with ``web.AppRunner(app,
     **RUNNER_OPTIONS)`` (see ``serve``), which the endpoint's body decoding relies on.
     """
     limit = max_body_bytes or (READONLY_MAX_BODY_BYTES if readonly else WRITABLE_MAX_BODY_BYTES)
     # chDB compares engine paths literally: spell the directory the way clickhouse-connect does.
     path = chdb_path if chdb_path.startswith(("file:", ":memory:")) else os.path.realpath(chdb_path)
-    engine = Engine(path, database, max_concurrent_queries)
+    if limits is None and readonly:
+        limits = QueryLimits()
+    concurrency = limits.concurrency if limits is not None else 4
+    engine = Engine(path, database, concurrency, limits)
     app = web.Application(client_max_size=limit)
     app[_ENGINE_KEY] = engine
-    app[_CONFIG_KEY] = _Config(readonly=readonly, max_body_bytes=limit)
+    app[_CONFIG_KEY] = _Config(
+        readonly=readonly, max_body_bytes=limit, limits=limits, slots=asyncio.Semaphore(concurrency)
+    )
 
     async def engine_lifetime(app: web.Application) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
@@ -231,7 +243,8 @@ async def _query(request: web.Request) -> web.StreamResponse:
         return await _ok(request)
     try:
         parsed = await _parse_request(request, engine, config)
-        answer = await asyncio.get_running_loop().run_in_executor(engine.executor, engine.run, parsed)
+        async with _slot(config):
+            answer = await asyncio.get_running_loop().run_in_executor(engine.executor, engine.run, parsed)
     except ClickHouseError as error:
         log.debug("query %s refused: %s (%s)", query_id, error.message, error.name)
         return _error_response(error, engine.info.version, headers)
@@ -248,6 +261,25 @@ async def _query(request: web.Request) -> web.StreamResponse:
     if parsed.encoding is not None:
         headers["Content-Encoding"] = parsed.encoding
     return web.Response(body=answer.body, headers=headers)
+
+
+@contextlib.asynccontextmanager
+async def _slot(config: _Config) -> AsyncIterator[None]:
+    """One of the endpoint's concurrent query slots, waited for at most ``queue_seconds``."""
+    wait = config.limits.queue_seconds if config.limits is not None else None
+    try:
+        await asyncio.wait_for(config.slots.acquire(), wait)
+    except TimeoutError:
+        assert config.limits is not None
+        raise ClickHouseError(
+            "TOO_MANY_SIMULTANEOUS_QUERIES",
+            f"Too many simultaneous queries. Maximum: {config.limits.concurrency}; "
+            f"this query waited {wait:g}s for a slot; try again later",
+        ) from None
+    try:
+        yield
+    finally:
+        config.slots.release()
 
 
 def _error_response(error: ClickHouseError, version: str, headers: Mapping[str, str]) -> web.Response:
@@ -305,10 +337,14 @@ async def _parse_request(request: web.Request, engine: Engine, config: _Config) 
             raise ClickHouseError("READONLY", "Cannot modify 'readonly' setting in readonly mode")
         else:
             settings[name] = value
+    if config.readonly and config.limits is not None:
+        config.limits.check_client_settings(settings)
 
     # Lexing is quick for a query; a long inline INSERT (writable mode) is lexed off the event loop.
     shape = inspect_sql(sql) if len(sql) < _INLINE_LEX_BYTES else await asyncio.to_thread(inspect_sql, sql)
     check_statement(shape, config.readonly, engine.info.table_functions)
+    if config.readonly and config.limits is not None:
+        config.limits.check_query_settings(shape.settings_named)
 
     encoding = None
     if settings.get("enable_http_compression", "0").lower() in ("1", "true"):

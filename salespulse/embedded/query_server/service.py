@@ -7,6 +7,7 @@ from aiohttp import web
 from mode import Service
 
 from salespulse.embedded.query_server.http import create_app, serve
+from salespulse.embedded.query_server.limits import QueryLimits
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,7 @@ class QueryEndpoint(Service):
         *,
         readonly: bool = True,
         max_body_bytes: int | None = None,
+        limits: QueryLimits | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -36,6 +38,7 @@ class QueryEndpoint(Service):
         self.port = port
         self.readonly = readonly
         self.max_body_bytes = max_body_bytes
+        self.limits = limits
         self._runner: web.AppRunner | None = None
 
     @property
@@ -45,7 +48,11 @@ class QueryEndpoint(Service):
 
     async def on_start(self) -> None:
         app = create_app(
-            self.chdb_path, self.database, readonly=self.readonly, max_body_bytes=self.max_body_bytes
+            self.chdb_path,
+            self.database,
+            readonly=self.readonly,
+            max_body_bytes=self.max_body_bytes,
+            limits=self.limits,
         )
         self._runner = await serve(app, self.host, self.port)
         mode = "read-only" if self.readonly else "writable"

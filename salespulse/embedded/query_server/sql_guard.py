@@ -118,6 +118,9 @@ class SqlShape:
     functions: set[str] = field(default_factory=set)
     reads_path_literal: bool = False
     into_outfile: bool = False
+    # Names assigned (``name = ...``) after a SETTINGS keyword, anywhere in the statement: a
+    # superset of the settings its SETTINGS clauses change (a later `WHERE a = 1` adds `a`).
+    settings_named: set[str] = field(default_factory=set)
     second_statement_at: int | None = None
 
     @property
@@ -135,6 +138,7 @@ def inspect_sql(sql: bytes) -> SqlShape:
     depth = 0
     ended = False
     insert_has_source = False
+    after_settings = False
     for token in _tokens(sql):
         if ended:
             shape.second_statement_at = token.start
@@ -146,6 +150,15 @@ def inspect_sql(sql: bytes) -> SqlShape:
                 shape.output_format = pending_format.text.decode("ascii")
             pending_format = None
         word = token.word
+        if word == "SETTINGS":
+            after_settings = True
+        elif (
+            after_settings
+            and token.text.startswith(b"=")
+            and previous is not None
+            and (assigned := previous.name) is not None
+        ):
+            shape.settings_named.add(assigned)
         if not shape.keyword:
             shape.keyword = word or token.text.decode("utf-8", "replace")
         if token.text == b"(":

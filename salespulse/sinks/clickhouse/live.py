@@ -126,9 +126,39 @@ SELECT
     history[run_start].1, history[run_start].6,
     history[-1].1,
     arrayMax(arrayMap(s -> indexOf(['prospecting', 'qualified', 'proposal', 'negotiation', 'won'], s), stages)),
+    pasts[-1] AS close_passed_at,
+    if(isNull(pasts[overdue_start]), NULL, greatest(history[overdue_start].1, pasts[overdue_start])),
+    -- The longest an earlier state j of the run had been past its date when state j + 1 began
+    -- (the views compare it with the critical days: greatest(at_j, past_j + N days) < at_j+1).
+    arrayMax(arrayMap(
+        j -> if(j >= overdue_start AND isNotNull(pasts[j]) AND history[j].1 < history[j + 1].1,
+                toUnixTimestamp64Micro(history[j + 1].1) - toUnixTimestamp64Micro(assumeNotNull(pasts[j])), 0),
+        range(1, toUInt32(length(history))))),
     last_activity_at,
     bitShiftLeft(toUInt256(rows_read), 128) + toUInt256(dedup_sum)
-FROM ({history})
+FROM
+(
+    SELECT
+        *,
+        -- Overdue (contract §6) holds from midnight after expected_close_date (reporting time
+        -- zone). pasts[i] is that moment for state i (NULL without a date).
+        arrayMap(x -> toTimeZone(toDateTime64(x.11 + 1, 6, '{tz}'), 'UTC'), history) AS pasts,
+        -- links[j]: an overdue episode that holds in state j + 1 from its start reaches back
+        -- into state j (open, dated, already overdue before state j + 1 began).
+        arrayMap(
+            j -> ifNull(
+                history[j].5 IN ('prospecting', 'qualified', 'proposal', 'negotiation')
+                -- (greatest() skips NULLs: a state without a date is checked first.)
+                AND isNotNull(pasts[j]) AND isNotNull(pasts[j + 1])
+                AND greatest(history[j].1, pasts[j]) < history[j + 1].1
+                AND pasts[j + 1] <= history[j + 1].1,
+                0),
+            range(1, toUInt32(length(history)))) AS links,
+        arrayFirstIndex(x -> NOT x, arrayReverse(links)) AS first_break,
+        -- The first state of the unbroken overdue run that ends with the current state.
+        length(history) - if(first_break = 0, length(links), first_break - 1) AS overdue_start
+    FROM ({history})
+)
 """
 
 # Deal KPIs of (day, rep) cells: every deal created or closed in a cell has a deal event in
@@ -307,7 +337,7 @@ class LiveTables:
         for chunk in _chunks(deal_ids):
             condition = _deals_condition(chunk)
             rows = f"{db}.events_by_deal FINAL WHERE {condition}"
-            self._command(_DEAL_LIVE.format(db=db, history=_DEAL_HISTORY.format(rows=rows)))
+            self._command(_DEAL_LIVE.format(db=db, tz=self.tz, history=_DEAL_HISTORY.format(rows=rows)))
             deal_cells.update(
                 self._rows(
                     f"SELECT DISTINCT rep_id, day FROM {db}.events_by_deal FINAL "
@@ -374,7 +404,7 @@ class LiveTables:
         for bucket in range(REBUILD_BUCKETS):
             where = f"cityHash64(deal_id) % {REBUILD_BUCKETS} = {bucket}"
             rows = f"{db}.events_by_deal FINAL WHERE {where}"
-            self.client.command(_DEAL_LIVE.format(db=db, history=_DEAL_HISTORY.format(rows=rows)))
+            self.client.command(_DEAL_LIVE.format(db=db, tz=self.tz, history=_DEAL_HISTORY.format(rows=rows)))
             step()
         for bucket in range(REBUILD_BUCKETS):
             # Cells by rep hash: every deal event of a cell is in the same bucket.

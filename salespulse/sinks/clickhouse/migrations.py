@@ -20,7 +20,7 @@ from salespulse.sinks.clickhouse.live import LiveTables
 
 log = logging.getLogger(__name__)
 
-LIVE_TABLES_MIGRATION = 4
+LIVE_TABLES_MIGRATION = 5
 
 _MIGRATION_FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
@@ -60,8 +60,17 @@ def view_parameters(settings: Settings) -> dict[str, str]:
         if settings.clock == "wall"
         else f"(SELECT toDateTime64(max(latest_occurred_at), 6, 'UTC') FROM {settings.clickhouse_database}.event_clock)"
     )
+    # The stall thresholds (contract §6) as ClickHouse maps from open stage to days.
+    rules = settings.stall_rules()
+
+    def days_map(days: dict[str, int]) -> str:
+        return "map(" + ", ".join(f"'{stage}', toUInt32({int(value)})" for stage, value in days.items()) + ")"
+
     return {
         "now": now,
+        "idle_days": days_map(rules.idle_days),
+        "stage_days": days_map(rules.stage_days),
+        "overdue_critical_days": str(int(rules.overdue_critical_days)),
         "db": settings.clickhouse_database,
         "tz": settings.reporting_timezone,
         "currency": settings.reporting_currency,
@@ -78,10 +87,15 @@ def apply_migrations(client: Client, settings: Settings) -> list[int]:
         f"CREATE TABLE IF NOT EXISTS {db}.schema_migrations "
         "(version UInt32, name String, applied_at DateTime64(3, 'UTC')) ENGINE = MergeTree ORDER BY version"
     )
-    done = {row[0] for row in client.query(f"SELECT version FROM {db}.schema_migrations").result_rows}
+    # A migration is known by its number and name: a database that recorded another migration
+    # under the same number (a development build numbered the live tables 4) still gets this one.
+    done = {
+        (row[0], row[1])
+        for row in client.query(f"SELECT version, name FROM {db}.schema_migrations").result_rows
+    }
     applied = []
     for version, name, sql in migrations():
-        if version in done:
+        if (version, name) in done:
             continue
         log.info("applying ClickHouse migration %04d %s", version, name)
         for statement in statements(Template(sql).substitute(db=db)):

@@ -7,6 +7,10 @@
   with a ``secret`` (加签) the URL gets ``timestamp`` (ms) and ``sign`` =
   urlencode(base64(HMAC-SHA256(key=secret, msg=f"{timestamp}\\n{secret}")));
 * ``wecom`` (group robot, 群机器人): ``{"msgtype": "markdown", "markdown": {"content": ...}}``.
+
+Every format says which transition it is: ``opened``, ``escalated``, ``deescalated`` (late data
+showed it is not critical: "deescalated: late data, no longer critical") or ``resolved`` and how
+(``late_data``: "resolved: late data shows the rule did not hold").
 """
 
 import base64
@@ -44,6 +48,8 @@ def _situation(alert: StallAlert) -> str:
 def _emoji(alert: StallAlert) -> str:
     if alert.state == "resolved":
         return "✅"
+    if alert.state == "deescalated":
+        return "🔽"
     return "🚨" if alert.severity == "critical" else "⚠️"
 
 
@@ -53,12 +59,15 @@ _RESOLUTIONS = {
     "won": "resolved: deal won",
     "lost": "resolved: deal lost",
     "rule_cleared": "resolved: rule no longer holds",
+    "late_data": "resolved: late data shows the rule did not hold",
 }
 
 
 def _state(alert: StallAlert) -> str:
     if alert.state == "resolved" and alert.resolved_by:
         return _RESOLUTIONS.get(alert.resolved_by, f"resolved ({alert.resolved_by})")
+    if alert.state == "deescalated":
+        return "deescalated: late data, no longer critical"
     return alert.state
 
 
@@ -110,7 +119,7 @@ def format_message(kind: WebhookKind, alert: StallAlert) -> dict[str, Any]:
         body = "\n".join([f"#### {text}", "", *(f"- **{key}:** {value}" for key, value in details)])
         return {"msgtype": "markdown", "markdown": {"title": alert_title(alert), "text": body}}
     if kind == "wecom":
-        colour = "info" if alert.state == "resolved" else "warning"
+        colour = "info" if alert.state in ("resolved", "deescalated") else "warning"
         body = "\n".join(
             [f'<font color="{colour}">{text}</font>', *(f"> {key}: {value}" for key, value in details)]
         )

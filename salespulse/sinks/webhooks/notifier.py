@@ -9,6 +9,11 @@ permanent. The outcome of every (transition, target) pair is written to a ``Deli
 "delivered", or "dead" with the last error. A transition the log says was delivered to a target
 is never sent to it again.
 
+The log is a database: its calls block. The notifier makes them in batches (one lookup per
+``notify``, one 'sending' insert before each chunk of a target's messages, one insert of their
+outcomes after it) on a thread of its own, so an alert flood never holds the event loop that
+ingest runs on.
+
 Webhook URLs and secrets are credentials: they are kept out of ``repr`` and of log messages,
 which name the target instead.
 """
@@ -17,6 +22,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,12 +32,15 @@ from yarl import URL
 
 from salespulse.config import MAX_BACKOFF_SECONDS, WebhookTarget
 from salespulse.schemas.alerts import StallAlert
-from salespulse.sinks.webhooks.delivery_log import DeliveryLog
+from salespulse.sinks.webhooks.delivery_log import DeliveryLog, DeliveryRecord
 from salespulse.sinks.webhooks.formats import format_message, signed_url
 
 logger = logging.getLogger(__name__)
 
 _ERROR_BODY_CHARS = 200
+# Messages of one target marked 'sending' together: one insert each way per chunk, and after a
+# crash at most a chunk per target is left 'sending' (never sent again, at most once).
+SENDING_CHUNK = 50
 
 
 @dataclass
@@ -82,6 +91,16 @@ class WebhookNotifier:
         self._sleep = sleep
         self._clock_ms = clock_ms
         self.counts = NotifyCounts()  # totals over every notify call
+        # One thread for the log: its calls are serialised (a database client is not shared
+        # between threads at once) and never run on the event loop.
+        self._log_thread = ThreadPoolExecutor(1, thread_name_prefix="delivery-log")
+
+    def close(self) -> None:
+        """Release the log's thread (after the last ``notify``)."""
+        self._log_thread.shutdown(wait=True)
+
+    async def _in_log_thread(self, call: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._log_thread, call, *args)
 
     async def notify(self, alerts: Sequence[StallAlert]) -> NotifyCounts:
         """Notify every matching target of each alert not yet delivered to it; returns this call's counts.
@@ -89,16 +108,22 @@ class WebhookNotifier:
         Targets run concurrently; each target gets its messages in the order of ``alerts``.
         Errors of the delivery log propagate (after every target has finished).
         """
-        work: list[tuple[WebhookTarget, list[StallAlert]]] = []
+        candidates: list[tuple[WebhookTarget, list[StallAlert]]] = []
         for target in self.targets:
             seen: set[str] = set()
-            pending = []
+            accepted = []
             for alert in alerts:
                 if alert.transition_id in seen or not target.accepts(alert):
                     continue
                 seen.add(alert.transition_id)
-                if not self.log.delivered(alert.transition_id, target.name):
-                    pending.append(alert)
+                accepted.append(alert)
+            if accepted:
+                candidates.append((target, accepted))
+        pairs = [(alert.transition_id, target.name) for target, accepted in candidates for alert in accepted]
+        handled: set[tuple[str, str]] = await self._in_log_thread(self.log.handled, pairs) if pairs else set()
+        work = []
+        for target, accepted in candidates:
+            pending = [alert for alert in accepted if (alert.transition_id, target.name) not in handled]
             if pending:
                 work.append((target, pending))
         counts = NotifyCounts()
@@ -122,16 +147,22 @@ class WebhookNotifier:
         alerts: list[StallAlert],
         counts: NotifyCounts,
     ) -> None:
-        for alert in alerts:
-            await self._deliver(session, target, alert, counts)
+        for start in range(0, len(alerts), SENDING_CHUNK):
+            chunk = alerts[start : start + SENDING_CHUNK]
+            # Written before the first attempt: a durable log that finds 'sending' after a crash
+            # does not know whether the receiver got it, and must not send it again (at most once).
+            sending = [
+                DeliveryRecord(alert.transition_id, target.name, "sending", 0, None) for alert in chunk
+            ]
+            await self._in_log_thread(self.log.record_many, sending)
+            outcomes = [await self._deliver(session, target, alert, counts) for alert in chunk]
+            await self._in_log_thread(self.log.record_many, outcomes)
 
     async def _deliver(
         self, session: aiohttp.ClientSession, target: WebhookTarget, alert: StallAlert, counts: NotifyCounts
-    ) -> None:
+    ) -> DeliveryRecord:
+        """Attempt until delivered or dead; returns the outcome to record (the caller records it)."""
         body = orjson.dumps(format_message(target.kind, alert))
-        # Written before the first attempt: a durable log that finds 'sending' after a crash does
-        # not know whether the receiver got it, and must not send it again (at most once).
-        self.log.record(alert.transition_id, target.name, "sending", 0, None)
         attempts = 0
         while True:
             attempts += 1
@@ -140,7 +171,6 @@ class WebhookNotifier:
             except _Failure as failure:
                 error = str(failure)
                 if failure.permanent or attempts >= target.max_attempts:
-                    self.log.record(alert.transition_id, target.name, "dead", attempts, error)
                     counts.dead += 1
                     logger.warning(
                         "webhook %s (%s): gave up on %s after %d attempt(s): %s",
@@ -150,7 +180,7 @@ class WebhookNotifier:
                         attempts,
                         error,
                     )
-                    return
+                    return DeliveryRecord(alert.transition_id, target.name, "dead", attempts, error)
                 delay = target.backoff(attempts)
                 if failure.retry_after is not None:
                     delay = min(max(delay, failure.retry_after), MAX_BACKOFF_SECONDS)
@@ -165,9 +195,8 @@ class WebhookNotifier:
                 counts.retried += 1
                 await self._sleep(delay)
                 continue
-            self.log.record(alert.transition_id, target.name, "delivered", attempts, None)
             counts.delivered += 1
-            return
+            return DeliveryRecord(alert.transition_id, target.name, "delivered", attempts, None)
 
     async def _post(self, session: aiohttp.ClientSession, target: WebhookTarget, body: bytes) -> None:
         """One attempt; raises _Failure (permanent or not) unless the service accepted the message."""

@@ -169,6 +169,19 @@ def test_alert_text_reads_like_a_sentence() -> None:
     assert "stuck in proposal for 14 days" in alert_text(stuck)
 
 
+def test_late_data_transitions_say_what_happened() -> None:
+    deescalated = make_alert("deescalated", "warning", previous_severity="critical", sequence=3)
+    assert alert_text(deescalated) == (
+        "🔽 Deal D-1 (rep r1, team t1) idle for 9 days in proposal — deescalated: late data, no longer critical "
+        "(warning)"
+    )
+    withdrawn = make_alert("resolved", resolved_by="late_data", previous_severity="warning", sequence=2)
+    assert alert_text(withdrawn) == (
+        "✅ Deal D-1 (rep r1, team t1) was idle for 9 days in proposal — resolved: late data shows the rule "
+        "did not hold (warning)"
+    )
+
+
 def check_format(kind: str, got: Received, alert: StallAlert) -> None:
     text = alert_text(alert)
     body = got.body
@@ -388,6 +401,12 @@ def test_severity_and_state_filters() -> None:
     log = InMemoryDeliveryLog()
     escalated = make_alert("escalated", "critical")
     resolved_critical = make_alert("resolved", "critical")
+    # Late data: a critical alert back to warning, then resolved; a critical-only target hears of
+    # the deescalation (it was critical before) but not of the resolution of a warning.
+    deescalated = make_alert("deescalated", "warning", previous_severity="critical", alert_id="a-D-2")
+    resolved_after = make_alert("resolved", "warning", previous_severity="warning", alert_id="a-D-2")
+    deescalated = deescalated.model_copy(update={"transition_id": "a-D-2:deescalated"})
+    resolved_after = resolved_after.model_copy(update={"transition_id": "a-D-2:resolved"})
 
     async def scenario(base: str) -> None:
         targets = [
@@ -396,18 +415,19 @@ def test_severity_and_state_filters() -> None:
             target("wecom", base, name="no-resolved", states="opened,escalated"),
         ]
         notifier = WebhookNotifier(targets, log, sleep=RecordingSleep())
-        await notifier.notify([OPENED, escalated, RESOLVED, resolved_critical])
+        await notifier.notify([OPENED, escalated, RESOLVED, resolved_critical, deescalated, resolved_after])
 
     asyncio.run(serve(receiver, scenario))
     sent = {(r.target_name, r.transition_id) for r in log.records}
     assert sent == {
         ("critical-only", escalated.transition_id),
         ("critical-only", resolved_critical.transition_id),
+        ("critical-only", "a-D-2:deescalated"),
         ("opened-only", OPENED.transition_id),
         ("no-resolved", OPENED.transition_id),
         ("no-resolved", escalated.transition_id),
     }
-    assert len(receiver.requests) == 5
+    assert len(receiver.requests) == 6
 
 
 def test_nothing_to_send_opens_no_session() -> None:
@@ -427,7 +447,7 @@ def test_parse_targets_defaults() -> None:
         [{"name": "ops", "kind": "slack", "url": "https://hooks.slack.com/services/T/B/X"}]
     )
     assert hook.min_severity == "warning"
-    assert hook.states == frozenset({"opened", "escalated", "resolved"})
+    assert hook.states == frozenset({"opened", "escalated", "deescalated", "resolved"})
     assert (hook.timeout_seconds, hook.max_attempts, hook.backoff_seconds) == (5, 5, 1.0)
     assert hook.secret is None
     assert "hooks.slack.com" not in repr(hook)  # the URL carries the token

@@ -22,13 +22,21 @@ CREATE OR REPLACE VIEW $db.deal_facts AS
 SELECT
     deal_id, stage, status, rep_id, customer_id, amount, original_amount, original_currency,
     expected_close_date, lost_reason, created_at, created_by, stage_entered_at, stage_entered_by,
-    updated_at, highest_rank
+    updated_at, highest_rank,
+    -- For the overdue rule (views_stalls.sql), what the history before "now" settles: when the
+    -- current state's date passed, since when the episode that ends in it has held, and whether
+    -- an earlier state of that episode was already overdue by more than the critical days
+    -- (deal_live keeps how long it had been overdue, so the threshold stays a setting).
+    close_passed_at, overdue_since,
+    overdue_lead_us > toInt64($overdue_critical_days) * 86400000000 AS overdue_was_critical
 FROM $db.deal_live FINAL;
 
 -- Deals with their team and region (the owner's, on the day of the current state) and the
 -- latest activity linked to them.
 CREATE OR REPLACE VIEW $db.deals_attributed AS
-SELECT d.* EXCEPT (last_activity_at, version), if(o.team_id = '', 'unassigned', o.team_id) AS team_id,
+SELECT d.* EXCEPT (last_activity_at, version, overdue_lead_us),
+       d.overdue_lead_us > toInt64($overdue_critical_days) * 86400000000 AS overdue_was_critical,
+       if(o.team_id = '', 'unassigned', o.team_id) AS team_id,
        if(o.region_id = '', 'unassigned', o.region_id) AS region_id, d.last_activity_at AS last_activity_at
 FROM (SELECT *, toDate(updated_at, '$tz') AS attribution_day FROM $db.deal_live FINAL) AS d
 ASOF LEFT JOIN $db.org_history AS o ON d.rep_id = o.rep_id AND d.attribution_day >= o.effective_from;

@@ -1,4 +1,4 @@
--- Migration 4: live KPI tables (docs/semantics.md, "Live tables").
+-- Migration 5: live KPI tables (docs/semantics.md, "Live tables").
 --
 -- Two kinds of tables. Key-ordered raw tables hold each accepted event once more, ordered by
 -- the key a live row is recomputed for, so that recomputing one key reads only that key's rows
@@ -136,8 +136,22 @@ CREATE TABLE IF NOT EXISTS $db.deal_live
     stage_entered_by String,
     updated_at DateTime64(6, 'UTC'),
     highest_rank UInt64,
+    -- The overdue rule's facts (views.sql deal_facts): when the current state's date passed
+    -- (midnight after expected_close_date, reporting time zone), since when the overdue episode
+    -- ending in the current state has held, and the longest an earlier state of that episode had
+    -- been past its date when the next state began (microseconds; 0 when none), which the views
+    -- compare with the critical days so that the threshold stays a setting.
+    close_passed_at Nullable(DateTime64(6, 'UTC')),
+    overdue_since Nullable(DateTime64(6, 'UTC')),
+    overdue_lead_us Int64,
     last_activity_at DateTime64(6, 'UTC'),
     version UInt256
 )
 ENGINE = ReplacingMergeTree(version)
 ORDER BY deal_id;
+
+-- (A database that ran this migration before the overdue columns existed gains them here, and
+-- the live tables are rebuilt when this migration is applied.)
+ALTER TABLE $db.deal_live ADD COLUMN IF NOT EXISTS close_passed_at Nullable(DateTime64(6, 'UTC')) AFTER highest_rank;
+ALTER TABLE $db.deal_live ADD COLUMN IF NOT EXISTS overdue_since Nullable(DateTime64(6, 'UTC')) AFTER close_passed_at;
+ALTER TABLE $db.deal_live ADD COLUMN IF NOT EXISTS overdue_lead_us Int64 AFTER overdue_since;
