@@ -135,6 +135,7 @@ SELECT
                 toUnixTimestamp64Micro(history[j + 1].1) - toUnixTimestamp64Micro(assumeNotNull(pasts[j])), 0),
         range(1, toUInt32(length(history))))),
     last_activity_at,
+    now64(6, 'UTC'),
     bitShiftLeft(toUInt256(rows_read), 128) + toUInt256(dedup_sum)
 FROM
 (

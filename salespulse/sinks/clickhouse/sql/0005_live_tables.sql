@@ -145,6 +145,9 @@ CREATE TABLE IF NOT EXISTS $db.deal_live
     overdue_since Nullable(DateTime64(6, 'UTC')),
     overdue_lead_us Int64,
     last_activity_at DateTime64(6, 'UTC'),
+    -- When this row was computed (ClickHouse's clock): the stall monitor examines the deals
+    -- recomputed since its last round, without scanning the events.
+    refreshed_at DateTime64(6, 'UTC'),
     version UInt256
 )
 ENGINE = ReplacingMergeTree(version)
@@ -155,3 +158,4 @@ ORDER BY deal_id;
 ALTER TABLE $db.deal_live ADD COLUMN IF NOT EXISTS close_passed_at Nullable(DateTime64(6, 'UTC')) AFTER highest_rank;
 ALTER TABLE $db.deal_live ADD COLUMN IF NOT EXISTS overdue_since Nullable(DateTime64(6, 'UTC')) AFTER close_passed_at;
 ALTER TABLE $db.deal_live ADD COLUMN IF NOT EXISTS overdue_lead_us Int64 AFTER overdue_since;
+ALTER TABLE $db.deal_live ADD COLUMN IF NOT EXISTS refreshed_at DateTime64(6, 'UTC') AFTER last_activity_at;

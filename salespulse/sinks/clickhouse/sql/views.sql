@@ -34,7 +34,7 @@ FROM $db.deal_live FINAL;
 -- Deals with their team and region (the owner's, on the day of the current state) and the
 -- latest activity linked to them.
 CREATE OR REPLACE VIEW $db.deals_attributed AS
-SELECT d.* EXCEPT (last_activity_at, version, overdue_lead_us),
+SELECT d.* EXCEPT (last_activity_at, refreshed_at, version, overdue_lead_us),
        d.overdue_lead_us > toInt64($overdue_critical_days) * 86400000000 AS overdue_was_critical,
        if(o.team_id = '', 'unassigned', o.team_id) AS team_id,
        if(o.region_id = '', 'unassigned', o.region_id) AS region_id, d.last_activity_at AS last_activity_at
