@@ -27,7 +27,8 @@ SNAPSHOT = {
     "kpi_activity_cells": "SELECT * EXCEPT version FROM {db}.kpi_activity_cells FINAL ORDER BY ALL",
     "kpi_deal_cells": "SELECT * EXCEPT version FROM {db}.kpi_deal_cells FINAL "
     "WHERE deals_created + deals_won + deals_lost > 0 ORDER BY ALL",
-    "deal_live": "SELECT * EXCEPT version FROM {db}.deal_live FINAL ORDER BY ALL",
+    # (refreshed_at is when a row was computed, not what it says.)
+    "deal_live": "SELECT * EXCEPT (version, refreshed_at) FROM {db}.deal_live FINAL ORDER BY ALL",
     "customer_live": "SELECT * FROM {db}.customer_live FINAL ORDER BY ALL",
     "event_clock": "SELECT * FROM {db}.event_clock FINAL",
     "kpi_daily": "SELECT * FROM {db}.kpi_daily ORDER BY ALL",
