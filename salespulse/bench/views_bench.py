@@ -12,6 +12,7 @@ live vs baseline over the direct client.
 """
 
 import asyncio
+import math
 import re
 import statistics
 import threading
@@ -25,6 +26,7 @@ from string import Template
 from typing import Any
 
 import clickhouse_connect
+from clickhouse_connect.driver.exceptions import DatabaseError
 
 from salespulse.config import Settings
 from salespulse.embedded.query_server.limits import limits_from_settings
@@ -111,7 +113,12 @@ class ViewsFigures:
 
 
 def _median_ms(client: Any, sql: str, runs: int) -> float:
-    client.query(sql)  # warm up
+    """Median of ``runs`` after a warm-up; NaN when the endpoint refuses the query (one of its
+    limits, e.g. memory: what a BI tool would get)."""
+    try:
+        client.query(sql)  # warm up
+    except DatabaseError:
+        return math.nan
     times = []
     for _ in range(runs):
         started = time.perf_counter()

@@ -67,7 +67,12 @@ def bench(
                 "median of 5, ms (live / before)"
             )
             for name in DASHBOARD_QUERIES:
-                console.print(f"  {name}: {figures.live_ms[name]:,.0f} / {figures.baseline_ms[name]:,.0f}")
+                live_ms, before_ms = figures.live_ms[name], figures.baseline_ms[name]
+                # NaN: the query endpoint refused the query (a limit, e.g. memory).
+                console.print(
+                    f"  {name}: {'refused' if live_ms != live_ms else f'{live_ms:,.0f}'} / "
+                    f"{'refused' if before_ms != before_ms else f'{before_ms:,.0f}'}"
+                )
         if len(all_figures) > 1:
             first, last = all_figures[0], all_figures[-1]
             console.print(
