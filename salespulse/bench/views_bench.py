@@ -113,17 +113,17 @@ class ViewsFigures:
 
 
 def _median_ms(client: Any, sql: str, runs: int) -> float:
-    """Median of ``runs`` after a warm-up; NaN when the endpoint refuses the query (one of its
-    limits, e.g. memory: what a BI tool would get)."""
+    """Median of ``runs`` after a warm-up; NaN when the endpoint refuses the query in any run
+    (one of its limits, e.g. memory: what a BI tool would get)."""
     try:
         client.query(sql)  # warm up
+        times = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            client.query(sql)
+            times.append((time.perf_counter() - started) * 1000)
     except DatabaseError:
         return math.nan
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        client.query(sql)
-        times.append((time.perf_counter() - started) * 1000)
     return statistics.median(times)
 
 
