@@ -191,18 +191,7 @@ class Bench:
                 interval=0.1,
                 error=BenchFailed,
             )
-            # The views read the live tables, recomputed just after each batch's insert into
-            # events: exact in the views is when they agree, a moment after the last insert.
-            try:
-                wait_until(
-                    lambda: self._views_difference(worker, expected) is None,
-                    120,
-                    "the views exact",
-                    interval=0.05,
-                    error=BenchFailed,
-                )
-            except BenchFailed:
-                raise BenchFailed(f"views not exact: {self._views_difference(worker, expected)}") from None
+            self._check_views(worker, expected)
             elapsed = time.perf_counter() - first
             return {
                 "seconds": elapsed,
@@ -212,7 +201,7 @@ class Bench:
         finally:
             worker.stop()
 
-    def _views_difference(self, worker: WorkerProcess, expected: Expected) -> str | None:
+    def _check_views(self, worker: WorkerProcess, expected: Expected) -> None:
         """The smoke check: company totals in kpi_daily and the deal count match what was generated."""
         ((visits, completed, calls, connected, csat, nps),) = worker.query(
             "SELECT sum(visits), sum(visits_completed), sum(calls), sum(calls_connected), sum(csat_count), "
@@ -228,7 +217,8 @@ class Bench:
             expected.by_type["feedback"],
             len(expected.deals),
         )
-        return None if got == want else f"got {got}, expected {want}"
+        if got != want:
+            raise BenchFailed(f"views not exact: got {got}, expected {want}")
 
     def freshness(self, prefix: str) -> dict[str, float]:
         """Publish at a steady rate; each event's delay until kpi_daily counts it."""

@@ -3,15 +3,13 @@
 It runs inside the worker, on a timer and after every flush that brought new events. Each
 round it re-examines only the deals that can have changed:
 
-- deals whose live row (``deal_live``) was recomputed since its watermark (new activity, stage
-  changes, closes);
+- deals with events ingested since its watermark (new activity, stage changes, closes);
 - open deals whose rules hold at "now" but have no open alert yet (a threshold was crossed);
 - deals with an open alert (it may have turned critical).
 
-For these it recomputes the episodes from the deal's full history (``events_by_deal``, the
-deal-ordered copy of the events the live tables keep, so a round reads those deals' rows only)
-and reconciles each alert's recorded lifecycle with them (:func:`reconcile`): it opens,
-escalates and resolves as the history says and, when late data changed the history, deescalates an alert that is not critical
+For these it recomputes the episodes from the deal's full history and reconciles each alert's
+recorded lifecycle with them (:func:`reconcile`): it opens, escalates and resolves as the
+history says and, when late data changed the history, deescalates an alert that is not critical
 after all or resolves one that never held (``resolved_by = "late_data"``), so that the latest
 state of every alert agrees with ``stalled_deals`` (computed from the deals' current state by
 the view). New transitions go to the log (``published = 0``), to the alerts topic, then are
@@ -187,9 +185,7 @@ class StallMonitor(Service):
         if scope != self._watermark_scope:
             self._watermark = self._load_watermark(scope)
             self._watermark_scope = scope
-        # When the live deal rows were last recomputed: deals refreshed since the watermark are
-        # the ones that took new events (the live tables, not a scan of the events).
-        high = self._scalar(f"SELECT max(refreshed_at) FROM {self.db}.deal_live")
+        high = self._scalar(f"SELECT max(ingested_at) FROM {self.db}.events")
         since = None if self._watermark is None else self._watermark - WATERMARK_OVERLAP
         self._stalled_now = self._stall_reasons()
         already = {alert.deal_id for alert in self.open_alerts.values()}
@@ -233,15 +229,14 @@ class StallMonitor(Service):
     def _now(self) -> datetime | None:
         if self.settings.clock == "wall":
             return datetime.now(UTC)
-        # The views' "now" with --clock event: the latest occurred_at accepted (live table).
-        latest = self._scalar(f"SELECT max(latest_occurred_at) FROM {self.db}.event_clock")
+        latest = self._scalar(f"SELECT max(occurred_at) FROM {self.db}.events")
         # An empty table gives the epoch: no events, nothing to watch.
         return None if latest is None or _as_utc(latest).year < 1971 else _as_utc(latest)
 
     def _touched_deals(self, since: datetime | None) -> set[str]:
-        where = "" if since is None else "WHERE refreshed_at > {since:DateTime64(6, 'UTC')}"
+        where = "" if since is None else "AND ingested_at > {since:DateTime64(6, 'UTC')}"
         rows = self._rows(
-            f"SELECT deal_id FROM {self.db}.deal_live FINAL {where}",
+            f"SELECT DISTINCT deal_id FROM {self.db}.events WHERE deal_id != '' {where}",
             {"since": since} if since else None,
         )
         return {row[0] for row in rows}
@@ -256,7 +251,7 @@ class StallMonitor(Service):
     def _histories(self, deal_ids: Sequence[str]) -> dict[str, DealHistory]:
         rows = self._rows(
             f"""SELECT deal_id, event_type, occurred_at, stage, expected_close_date
-                FROM {self.db}.events_by_deal FINAL WHERE deal_id IN {{ids:Array(String)}}
+                FROM {self.db}.events_final WHERE deal_id IN {{ids:Array(String)}}
                 ORDER BY deal_id, occurred_at, ingested_at, src_partition, src_offset""",
             {"ids": list(deal_ids)},
         )

@@ -38,7 +38,6 @@ from salespulse.runtime.ports import free_port, wait_for_port
 from salespulse.schemas.decoding import Decoder
 from salespulse.schemas.events import ActivityEvent
 from salespulse.sinks.clickhouse.client import connect
-from salespulse.sinks.clickhouse.live import KEYED_TABLES, LIVE_TABLES, LiveTables
 from salespulse.sinks.clickhouse.migrations import apply_migrations
 from salespulse.sinks.clickhouse.rows import EVENT_COLUMNS, BatchStamp, RowBuilder, SourcePosition
 from salespulse.streams.metrics import Metrics
@@ -175,7 +174,7 @@ class Store:
     client: Client
 
     def reset(self) -> None:
-        for table in ("events", "stall_alert_log", "stall_monitor_state", *KEYED_TABLES, *LIVE_TABLES):
+        for table in ("events", "stall_alert_log", "stall_monitor_state"):
             self.client.command(f"TRUNCATE TABLE {self.settings.clickhouse_database}.{table}")
 
     def rows(self, sql: str) -> list[tuple[Any, ...]]:
@@ -236,14 +235,10 @@ def write(store: Store, batch: list[dict[str, Any]], offset: int) -> None:
         rows.append(
             builder.event_row(event, SourcePosition(f"crm.{body['event_type']}", 0, position), stamp_)
         )
-    # The live tables as the sink keeps them: keyed rows before the events, recompute after.
-    live = LiveTables(store.client, store.settings)
-    live.write_keyed(rows)
     store.client.insert(
         "events", list(zip(*rows, strict=True)), column_names=EVENT_COLUMNS,
         database=store.settings.clickhouse_database, column_oriented=True,
     )  # fmt: skip
-    live.refresh(rows)
 
 
 def expected(store: Store, delivered: list[dict[str, Any]]) -> list[tuple[Any, ...]]:

@@ -16,11 +16,8 @@ from clickhouse_connect.driver.client import Client
 
 from salespulse.config import Settings
 from salespulse.schemas.reference import TIER_FOLLOW_UP_DAYS
-from salespulse.sinks.clickhouse.live import LiveTables
 
 log = logging.getLogger(__name__)
-
-LIVE_TABLES_MIGRATION = 5
 
 _MIGRATION_FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
@@ -58,7 +55,7 @@ def view_parameters(settings: Settings) -> dict[str, str]:
     now = (
         "now64(6, 'UTC')"
         if settings.clock == "wall"
-        else f"(SELECT toDateTime64(max(latest_occurred_at), 6, 'UTC') FROM {settings.clickhouse_database}.event_clock)"
+        else f"(SELECT toDateTime64(max(occurred_at), 6, 'UTC') FROM {settings.clickhouse_database}.events)"
     )
     # The stall thresholds (contract §6) as ClickHouse maps from open stage to days.
     rules = settings.stall_rules()
@@ -87,15 +84,10 @@ def apply_migrations(client: Client, settings: Settings) -> list[int]:
         f"CREATE TABLE IF NOT EXISTS {db}.schema_migrations "
         "(version UInt32, name String, applied_at DateTime64(3, 'UTC')) ENGINE = MergeTree ORDER BY version"
     )
-    # A migration is known by its number and name: a database that recorded another migration
-    # under the same number (a development build numbered the live tables 4) still gets this one.
-    done = {
-        (row[0], row[1])
-        for row in client.query(f"SELECT version, name FROM {db}.schema_migrations").result_rows
-    }
+    done = {row[0] for row in client.query(f"SELECT version FROM {db}.schema_migrations").result_rows}
     applied = []
     for version, name, sql in migrations():
-        if (version, name) in done:
+        if version in done:
             continue
         log.info("applying ClickHouse migration %04d %s", version, name)
         for statement in statements(Template(sql).substitute(db=db)):
@@ -108,34 +100,7 @@ def apply_migrations(client: Client, settings: Settings) -> list[int]:
         )
         applied.append(version)
     create_views(client, settings)
-    _keep_live_tables_current(client, settings, fresh=LIVE_TABLES_MIGRATION in applied)
     return applied
-
-
-def _keep_live_tables_current(client: Client, settings: Settings, fresh: bool) -> None:
-    """Set the reporting time zone the live tables compute days in; rebuild them when they were
-    just created over existing events, or when they were built in another time zone."""
-    db = settings.clickhouse_database
-    tz = settings.reporting_timezone
-    client.command(
-        f"CREATE TABLE IF NOT EXISTS {db}.live_settings (name String, value String, at DateTime64(3, 'UTC')) "
-        "ENGINE = ReplacingMergeTree(at) ORDER BY name"
-    )
-    for table in ("events_by_cell", "events_by_deal"):
-        client.command(f"ALTER TABLE {db}.{table} MODIFY COLUMN day Date DEFAULT toDate(occurred_at, '{tz}')")
-    rows = client.query(f"SELECT value FROM {db}.live_settings FINAL WHERE name = 'timezone'").result_rows
-    built_in = rows[0][0] if rows else None
-    has_events = int(str(client.command(f"SELECT count() > 0 FROM {db}.events"))) == 1
-    if has_events and (fresh or built_in != tz):
-        log.warning("rebuilding the live tables (%s)", "new" if fresh else f"time zone {built_in} -> {tz}")
-        LiveTables(client, settings).rebuild(from_scratch=not fresh)
-    if built_in != tz:
-        client.insert(
-            "live_settings",
-            [["timezone", tz, datetime.now(UTC)]],
-            column_names=["name", "value", "at"],
-            database=db,
-        )
 
 
 def create_views(client: Client, settings: Settings) -> None:

@@ -4,9 +4,7 @@
 event as new or a duplicate (an event_id ClickHouse already holds, or seen earlier in the
 batch), then inserts the new events and the reference records with one insert per table.
 Writing the same batch twice is harmless: the second time every event is a duplicate and
-reference rows carry the same key, so the contract views are unchanged. After the inserts the
-live tables (``live``) are recomputed for what the batch touched; the caller commits offsets
-only after ``write`` returns, so a crash at any point repeats the whole write.
+reference rows carry the same key, so the contract views are unchanged.
 """
 
 import logging
@@ -20,7 +18,6 @@ from clickhouse_connect.driver.client import Client
 
 from salespulse.config import Settings
 from salespulse.sinks.clickhouse.client import connect
-from salespulse.sinks.clickhouse.live import LiveTables
 from salespulse.sinks.clickhouse.migrations import apply_migrations
 from salespulse.sinks.clickhouse.rows import EVENT_COLUMNS, REFERENCE_COLUMNS, REFERENCE_TABLES
 
@@ -61,7 +58,6 @@ class ClickHouseSink:
     def __init__(self, client: Client, settings: Settings) -> None:
         self.client = client
         self.database = settings.clickhouse_database
-        self.live = LiveTables(client, settings)
 
     @classmethod
     def open(cls, settings: Settings) -> "ClickHouseSink":
@@ -73,9 +69,6 @@ class ClickHouseSink:
     def write(self, batch: SinkBatch) -> WriteOutcome:
         outcome = WriteOutcome()
         new_events = self._drop_duplicates(batch, outcome)
-        # Key-ordered rows first: a crash before the insert below replays the batch, whose
-        # events are then new again and written again (collapsed), so none is ever missing there.
-        self.live.write_keyed(new_events)
         if new_events:
             # Column-oriented: transposing in C (zip) is far cheaper than the client doing it per row.
             columns = list(zip(*new_events, strict=True))
@@ -91,9 +84,6 @@ class ClickHouseSink:
                 database=self.database,
             )
             outcome.accepted[record_type] += len(rows)
-        # Every event of the batch, duplicates too: a replay after a crash that came between the
-        # insert and this refresh finds its events already stored, and must still recompute.
-        self.live.refresh(batch.events)
         return outcome
 
     def known_event_ids(self, event_ids: Sequence[str], ingested_at: datetime) -> dict[str, bool]:

@@ -37,25 +37,15 @@ WITH
             ('new_customers', toDecimal128(new_customers, 4))
         ] AS m
         WHERE m.1 IN (SELECT DISTINCT metric FROM $db.targets)
-          -- Only days inside some target's period can count: read only those.
-          AND day >= (SELECT min(period_start) FROM $db.targets)
-          AND day < (SELECT max(period_end) FROM $db.targets)
     ),
-    -- Actuals and forecasts keyed as targets are, (period, period_start, ...), computed per
-    -- period kind: a filter on period and period_start then reaches the (day, rep) cells through
-    -- the join, and a query of one month reads that month's cells only.
     actuals AS
     (
         -- Up to now: a day after today (wall clock) cannot have happened yet.
-        SELECT 'month' AS period, toStartOfMonth(day) AS period_start, level, entity_id, metric, sum(value) AS actual
-        FROM kpi_metrics
-        WHERE day <= today AND (level, entity_id, metric) IN (SELECT level, entity_id, metric FROM $db.targets)
-        GROUP BY period_start, level, entity_id, metric
-        UNION ALL
-        SELECT 'quarter' AS period, toStartOfQuarter(day) AS period_start, level, entity_id, metric, sum(value) AS actual
-        FROM kpi_metrics
-        WHERE day <= today AND (level, entity_id, metric) IN (SELECT level, entity_id, metric FROM $db.targets)
-        GROUP BY period_start, level, entity_id, metric
+        SELECT t.period, t.period_start, t.level, t.entity_id, t.metric, sum(k.value) AS actual
+        FROM $db.targets AS t
+        INNER JOIN kpi_metrics AS k ON k.level = t.level AND k.entity_id = t.entity_id AND k.metric = t.metric
+        WHERE k.day >= t.period_start AND k.day < t.period_end AND k.day <= today
+        GROUP BY t.period, t.period_start, t.level, t.entity_id, t.metric
     ),
     -- Open deals weighted by their stage's probability, in the period their close is expected.
     weighted_open AS
@@ -80,13 +70,15 @@ WITH
     ),
     forecasts AS
     (
-        -- (Both period kinds from one read of the open deals: a period filter cannot narrow it.)
-        SELECT p.1 AS period, p.2 AS period_start, level, entity_id,
-               sum(weighted_amount) AS open_weighted_amount, sum(weighted_deals) AS open_weighted_deals
-        FROM weighted_open
-        ARRAY JOIN [('month', toStartOfMonth(expected_close_date)),
-                    ('quarter', toStartOfQuarter(expected_close_date))] AS p
-        GROUP BY period, period_start, level, entity_id
+        SELECT
+            t.period, t.period_start, t.level, t.entity_id, t.metric,
+            sum(w.weighted_amount) AS open_weighted_amount,
+            sum(w.weighted_deals) AS open_weighted_deals
+        FROM $db.targets AS t
+        INNER JOIN weighted_open AS w ON w.level = t.level AND w.entity_id = t.entity_id
+        WHERE t.metric IN ('won_amount', 'deals_won')
+          AND w.expected_close_date >= t.period_start AND w.expected_close_date < t.period_end
+        GROUP BY t.period, t.period_start, t.level, t.entity_id, t.metric
     ),
     paced AS
     (
@@ -106,7 +98,7 @@ WITH
                AND a.entity_id = t.entity_id AND a.metric = t.metric
         LEFT JOIN forecasts AS f
             ON f.period = t.period AND f.period_start = t.period_start AND f.level = t.level
-               AND f.entity_id = t.entity_id
+               AND f.entity_id = t.entity_id AND f.metric = t.metric
     )
 SELECT
     period,
@@ -139,27 +131,23 @@ FROM paced;
 -- with activity in the period is ranked; ties share a rank (1, 1, 3).
 CREATE OR REPLACE VIEW $db.leaderboard AS
 WITH
-    -- One branch per period kind (not an ARRAY JOIN of both): a filter on period and
-    -- period_start then reaches the (day, rep) cells, and one month reads that month only.
     per_period AS
     (
         SELECT
-            'month' AS period, toStartOfMonth(day) AS period_start, level, entity_id,
-            sum(won_amount) AS won_amount, sum(deals_won) AS deals_won, sum(deals_lost) AS deals_lost,
-            sum(visits) + sum(calls) AS activities, sum(csat_count) AS csat_count,
+            p.1 AS period,
+            p.2 AS period_start,
+            level,
+            entity_id,
+            sum(won_amount) AS won_amount,
+            sum(deals_won) AS deals_won,
+            sum(deals_lost) AS deals_lost,
+            sum(visits) + sum(calls) AS activities,
+            sum(csat_count) AS csat_count,
             sum(csat_satisfied) AS csat_satisfied
         FROM $db.kpi_daily
+        ARRAY JOIN [('month', toStartOfMonth(day)), ('quarter', toStartOfQuarter(day))] AS p
         WHERE level != 'company'
-        GROUP BY period_start, level, entity_id
-        UNION ALL
-        SELECT
-            'quarter' AS period, toStartOfQuarter(day) AS period_start, level, entity_id,
-            sum(won_amount) AS won_amount, sum(deals_won) AS deals_won, sum(deals_lost) AS deals_lost,
-            sum(visits) + sum(calls) AS activities, sum(csat_count) AS csat_count,
-            sum(csat_satisfied) AS csat_satisfied
-        FROM $db.kpi_daily
-        WHERE level != 'company'
-        GROUP BY period_start, level, entity_id
+        GROUP BY period, period_start, level, entity_id
     ),
     scored AS
     (
@@ -203,15 +191,21 @@ WITH
     ),
     activity AS
     (
-        -- The live table customer_live: each customer's latest contact, first and latest activity.
         SELECT
             customer_id,
-            last_contact_at AS contacted_at,
-            contacted AS contacts,
-            first_activity.1 AS first_seen_at,
-            latest_activity.3 AS rep_id
-        FROM $db.customer_live FINAL
-        WHERE customer_id IN (SELECT customer_id FROM customers)
+            maxIf(occurred_at, is_contact) AS contacted_at,
+            countIf(is_contact) AS contacts,
+            min(occurred_at) AS first_seen_at,
+            argMax(rep_id, (occurred_at, event_id)) AS rep_id
+        FROM
+        (
+            SELECT customer_id, occurred_at, event_id, rep_id,
+                   (event_type = 'visit' AND visit_outcome = 'completed')
+                   OR (event_type = 'call' AND call_outcome = 'connected') AS is_contact
+            FROM $db.events_final
+            WHERE customer_id IN (SELECT customer_id FROM customers)
+        )
+        GROUP BY customer_id
     ),
     due AS
     (
