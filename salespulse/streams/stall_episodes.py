@@ -170,8 +170,10 @@ def _overdue(history: DealHistory, rules: StallRules, now: datetime) -> Iterable
                 UTC
             )
             holds_from = max(event.at, past)
-            if holds_from >= (end if end is not None else now):
-                holds_from = None  # the date only passes after this state ended
+            if holds_from >= (end if end is not None else now) and holds_from > event.at:
+                # The date only passes after this state ended. (A state that begins exactly at
+                # "now" with its date already passed carries the episode on: it did not end.)
+                holds_from = None
         if holds_from is None:
             if episode is not None:  # this event ended it: a close or a date no longer past
                 yield _overdue_episode(
@@ -190,7 +192,9 @@ def _overdue(history: DealHistory, rules: StallRules, now: datetime) -> Iterable
         if episode["critical_at"] is None and critical < (end if end is not None else now):
             episode["critical_at"] = critical
     if episode is not None:
-        yield _overdue_episode(history.deal_id, episode, None, None)
+        lasting = _overdue_episode(history.deal_id, episode, None, None)
+        if lasting.stalled_since < now:  # one that starts at "now" has not begun yet
+            yield lasting
 
 
 def _overdue_episode(deal_id: str, built: dict[str, object], end: datetime | None, by: str | None) -> Episode:

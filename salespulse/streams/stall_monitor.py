@@ -511,8 +511,15 @@ def _follow_episode(episode: Episode, lifecycle: _Lifecycle, draft: _Draft, now:
     """Bring an alert whose episode the history has in line with it at ``now``."""
     wanted = episode.transitions(now)
     last = lifecycle.last
-    if not wanted or (last is not None and last.state == "resolved"):
-        return  # nothing happened yet, or the alert is over (final)
+    if not wanted:
+        return  # nothing happened yet
+    if last is not None and last.state == "resolved":
+        if last.resolved_by != "late_data":
+            return  # the alert is over (final)
+        # Withdrawn because late data said it never held, and later data brings the same
+        # episode back (a state arriving in between breaks the run that had replaced it): the
+        # alert opens again, as new transitions after the withdrawal.
+        last = None
     if last is None:
         for transition in wanted:  # first sight: the history as it happened, at event times
             lifecycle.add(draft, transition.state, transition.at, transition.severity, transition.resolved_by)
@@ -564,7 +571,8 @@ def reconcile(
     escalated when the episode is critical and the alert is not, resolved when the episode ended,
     deescalated (at ``now``) when late data shows it is not critical. An alert whose episode the
     history no longer has (late data showed the rule did not hold as alerted) is resolved at
-    ``now`` with ``resolved_by = "late_data"``. A resolved alert is final.
+    ``now`` with ``resolved_by = "late_data"``. A resolved alert is final, unless it was
+    withdrawn that way and the history has its episode again: then it opens again.
     """
     emitted: list[StallAlert] = []
     seen: set[str] = set()

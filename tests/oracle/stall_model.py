@@ -63,15 +63,15 @@ def _overdue_episode(deal: DealState, now: datetime, zone: ZoneInfo) -> tuple[da
             break
         past = _overdue_from(date.fromisoformat(str(expected)), zone)
         holds_from = max(event.at, past)
-        if holds_from >= end:
-            break
+        if holds_from >= end and holds_from > event.at:
+            break  # not overdue in this state (a state beginning at "now" with its date passed is)
         if max(holds_from, past + timedelta(days=OVERDUE_CRITICAL_DAYS)) < end:
             critical = True
         since = holds_from
         if holds_from > event.at:
             break  # this state began before its date passed: the episode starts within it
         end = event.at
-    return None if since is None else (since, critical)
+    return None if since is None or since >= now else (since, critical)
 
 
 def stalled_deals(

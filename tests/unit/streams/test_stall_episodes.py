@@ -103,6 +103,37 @@ def test_overdue_escalates_after_seven_days_and_a_new_date_clears_it() -> None:
     ]
 
 
+def test_an_update_at_now_that_keeps_a_passed_date_does_not_end_the_episode() -> None:
+    # Overdue from 03-01 16:00Z (midnight after 03-01 in Shanghai). The update at "now" (the
+    # event clock: the latest event) keeps the date: the episode goes on, it is not cleared.
+    since = datetime(2026, 3, 1, 16, 0, tzinfo=UTC)
+    update = datetime(2026, 3, 1, 20, 0, tzinfo=UTC)
+    events = [
+        DealEvent(datetime(2026, 3, 1, 0, 0, tzinfo=UTC), "prospecting", date(2026, 3, 1)),
+        DealEvent(update, "prospecting", date(2026, 3, 1)),
+    ]
+    history = DealHistory("d", events)
+    assert summary(history, update) == [("overdue", [("opened", since, "warning", None)])]
+    # Later, the same episode (same alert) turns critical 7 days after the date passed.
+    assert summary(history, since + timedelta(days=8)) == [
+        (
+            "overdue",
+            [("opened", since, "warning", None), ("escalated", since + timedelta(days=7), "critical", None)],
+        )
+    ]
+    assert [e.alert_id for e in episodes(history, RULES, update)] == [
+        e.alert_id for e in episodes(history, RULES, since + timedelta(days=8))
+    ]
+
+
+def test_a_single_update_at_now_with_a_passed_date_is_not_overdue_yet() -> None:
+    # Its episode would start at the update itself, which is not before "now".
+    now = datetime(2026, 3, 5, 0, 0, tzinfo=UTC)
+    history = DealHistory("d", [DealEvent(now, "prospecting", date(2026, 3, 1))])
+    assert summary(history, now) == []
+    assert summary(history, now + timedelta(hours=1)) == [("overdue", [("opened", now, "warning", None)])]
+
+
 def test_reopened_deal_is_watched_again() -> None:
     events = [DealEvent(day(0), "negotiation"), DealEvent(day(1), "won"), DealEvent(day(20), "negotiation")]
     # Won from day 1 to day 20: nothing. Reopened on day 20: idle from day 25.

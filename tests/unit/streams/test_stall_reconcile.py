@@ -117,3 +117,40 @@ def test_a_late_state_with_a_later_date_deescalates_then_escalates_again() -> No
     ]
     assert overdue[-1].transition_id.endswith(":escalated:4")
     assert overdue[0].amount == Decimal(10)
+
+
+def test_an_alert_withdrawn_by_late_data_opens_again_when_later_data_brings_its_episode_back() -> None:
+    # prospecting, expected close Mar 1: overdue from Mar 2 00:00 (UTC), critical from Mar 9.
+    # Seen first: one update of day 45 (Apr 15 12:00) with that date: overdue since the update,
+    # critical at once (more than 7 days past the date).
+    since = day(45)
+    update = DealEvent(since, "prospecting", date(2026, 3, 1))
+    log = Log()
+
+    def overdue(history: DealHistory) -> list[tuple[str, str, datetime, str, str | None]]:
+        return [t for t in log.round(history, day(51)) if t[0] == "overdue"]
+
+    assert overdue(DealHistory("d", [update])) == [
+        ("overdue", "opened", since, "warning", None),
+        ("overdue", "escalated", since, "critical", None),
+    ]
+    # A late creation of day 0 with the same date: the episode reaches back to Mar 2 (a new
+    # alert, critical from Mar 9); the one alerted never held as such: withdrawn.
+    created = DealEvent(day(0), "prospecting", date(2026, 3, 1))
+    march_2 = datetime(2026, 3, 2, tzinfo=UTC)
+    assert overdue(DealHistory("d", [created, update])) == [
+        ("overdue", "opened", march_2, "warning", None),
+        ("overdue", "escalated", datetime(2026, 3, 9, tzinfo=UTC), "critical", None),
+        ("overdue", "resolved", day(51), "critical", "late_data"),
+    ]
+    # A later-arriving update of day 3 without a date breaks the run: the Mar 2 episode ended on
+    # day 3 (before turning critical), and the episode of day 45 is the truth again: its alert,
+    # withdrawn a round ago, opens again (its own transition ids) and escalates.
+    cleared = DealEvent(day(3), "prospecting")
+    assert overdue(DealHistory("d", [created, cleared, update])) == [
+        ("overdue", "resolved", day(3), "warning", "rule_cleared"),
+        ("overdue", "opened", since, "warning", None),
+        ("overdue", "escalated", since, "critical", None),
+    ]
+    assert ("overdue", "escalated", "critical") in log.latest()
+    assert len(log.ids) == len(set(log.ids))

@@ -39,7 +39,9 @@ ARRAY JOIN [
      isNotNull(close_passed_at)
         AND (overdue_was_critical
              OR greatest(updated_at, close_passed_at + toIntervalDay($overdue_critical_days)) < now_at),
-     isNotNull(close_passed_at) AND greatest(updated_at, close_passed_at) < now_at)
+     -- Holds once the episode's start is past, even when the current state began exactly now:
+     -- a deal update at "now" that keeps a passed date does not interrupt the episode.
+     isNotNull(overdue_since) AND overdue_since < now_at)
 ] AS rule
 WHERE status = 'open' AND rule.4;
 
@@ -58,8 +60,9 @@ SELECT
     any(t_stalled_since) AS stalled_since,
     minIf(t_at, t_state = 'opened') AS opened_at,
     if(countIf(t_state = 'escalated') > 0, minIf(t_at, t_state = 'escalated'), NULL) AS escalated_at,
-    if(countIf(t_state = 'resolved') > 0, minIf(t_at, t_state = 'resolved'), NULL) AS resolved_at,
-    nullIf(anyIf(t_resolved_by, t_state = 'resolved'), '') AS resolved_by,
+    -- The resolution that stands: an alert withdrawn by late data can open again (docs/semantics.md).
+    if(state = 'resolved', at, NULL) AS resolved_at,
+    if(state = 'resolved', nullIf(argMax(t_resolved_by, (t_sequence, t_at, t_order)), ''), NULL) AS resolved_by,
     any(t_threshold_days) AS threshold_days,
     any(t_rep_id) AS rep_id,
     any(t_team_id) AS team_id,
