@@ -71,8 +71,11 @@ class Faults:
             _kill(name)
 
     @contextlib.contextmanager
-    def around(self, name: str) -> Iterator[None]:
-        """Maybe crash while the block runs (a timer thread kills a few ms into it)."""
+    def around(self, name: str, within_seconds: float = 0.02) -> Iterator[None]:
+        """Maybe crash while the block runs: a timer thread kills up to ``within_seconds`` into it.
+
+        Give a quick operation a short window, or most kills land just after it finished.
+        """
         timer = None
         running = threading.Event()
         running.set()
@@ -81,7 +84,7 @@ class Faults:
             def kill() -> None:
                 _kill(name if running.is_set() else f"{name} (just after it finished)")
 
-            timer = threading.Timer(self._random.uniform(0.0, 0.02), kill)
+            timer = threading.Timer(self._random.uniform(0.0, within_seconds), kill)
             timer.daemon = True
             timer.start()
         try:
