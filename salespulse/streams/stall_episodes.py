@@ -170,10 +170,9 @@ def _overdue(history: DealHistory, rules: StallRules, now: datetime) -> Iterable
                 UTC
             )
             holds_from = max(event.at, past)
-            if holds_from >= (end if end is not None else now) and holds_from > event.at:
-                # The date only passes after this state ended. (A state that begins exactly at
-                # "now" with its date already passed carries the episode on: it did not end.)
-                holds_from = None
+            if end is not None and holds_from >= end:
+                holds_from = None  # the date only passes after this state ended
+            # (The current state has not ended: whether its episode shows yet is decided below.)
         if holds_from is None:
             if episode is not None:  # this event ended it: a close or a date no longer past
                 yield _overdue_episode(
@@ -193,7 +192,7 @@ def _overdue(history: DealHistory, rules: StallRules, now: datetime) -> Iterable
             episode["critical_at"] = critical
     if episode is not None:
         lasting = _overdue_episode(history.deal_id, episode, None, None)
-        if lasting.stalled_since < now:  # one that starts at "now" has not begun yet
+        if lasting.stalled_since < now:  # one that starts at or after "now" has not begun yet
             yield lasting
 
 
